@@ -1,0 +1,40 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Runs the built tests: ./tests/run.sh BUILD_DIR unit|integ|all.
+# Every test binary runs on its own; the script fails if any of them fails.
+set -u
+
+build=${1:?usage: tests/run.sh BUILD_DIR unit|integ|all}
+which=${2:-all}
+failed=""
+count=0
+
+# Sanitizer reports fail the run: the tests and the daemons they start exit
+# non-zero on the first report.
+export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:exitcode=66"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=67"
+export IMGW_BUILD="$(cd "$build" && pwd)"
+
+run_dir() {
+	for t in "$build"/tests/"$1"/test_*; do
+		[ -x "$t" ] || continue
+		count=$((count + 1))
+		echo "=== $1/$(basename "$t")"
+		if ! "$t"; then
+			failed="$failed $1/$(basename "$t")"
+		fi
+	done
+}
+
+case "$which" in
+unit) run_dir unit ;;
+integ) run_dir integ ;;
+all) run_dir unit; run_dir integ ;;
+*) echo "run.sh: unknown test set '$which' (expected unit, integ or all)" >&2; exit 2 ;;
+esac
+
+if [ -n "$failed" ]; then
+	echo "FAILED ($build):$failed"
+	exit 1
+fi
+echo "all $count test programs passed ($build)"
