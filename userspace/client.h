@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Client frame handling: parsing frames from a client connection, login
+ * through the business daemon, heartbeats, forwarding SEND and SYNC
+ * upstream, and the daemon's answers that concern one client (AUTH_RESULT,
+ * REPLY, KICK_DEVICE).
+ */
+#ifndef IMGW_USERSPACE_CLIENT_H
+#define IMGW_USERSPACE_CLIENT_H
+
+#include <stdint.h>
+
+#include "conn.h"
+#include "gateway.h"
+#include "imgw.pb-c.h"
+
+struct bufferevent;
+
+/* bufferevent read callback of a client connection (arg is the conn). */
+void client_read_cb(struct bufferevent *bev, void *arg);
+
+/*
+ * Finishes the login of connection conn_id with the daemon's result.
+ * Returns 0, or -ENOENT when the connection is gone or no longer waiting
+ * for this AUTH (request_id), in which case nothing was sent.
+ */
+int client_on_auth_result(struct gateway *gw, uint64_t conn_id,
+			  uint32_t request_id, uint32_t client_request_id,
+			  const Imgw__LoginResult *result);
+
+/* Answers the login of c with ERROR_UNAVAILABLE and closes c. */
+void client_login_unavailable(struct conn *c);
+
+/* Queues the client frame a REPLY carries on its connection, if it lives. */
+void client_on_reply(struct gateway *gw, const Imgw__Reply *reply);
+
+/* Kicks the device a KICK_DEVICE names, if its conn id matches. */
+void client_on_kick_device(struct gateway *gw, const Imgw__KickDevice *kick);
+
+#endif

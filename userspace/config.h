@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Gateway settings: defaults, the [gateway] section of an INI file, and
+ * command-line flags, which override the file.
+ */
+#ifndef IMGW_CONFIG_H
+#define IMGW_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_ADDR_LEN 272
+#define CONFIG_NODE_ID_LEN 128
+
+struct gw_config {
+	char listen[CONFIG_ADDR_LEN];
+	char http[CONFIG_ADDR_LEN];
+	char bizsvr[CONFIG_ADDR_LEN];
+	char node_id[CONFIG_NODE_ID_LEN];
+	size_t max_frame;             /* bytes of frame body */
+	unsigned int heartbeat_timeout; /* seconds */
+	unsigned int login_timeout;   /* seconds */
+	size_t out_cap;               /* bytes queued to one client */
+	int log_level;
+};
+
+/*
+ * Fills cfg from the defaults, the config file named by --config and the
+ * flags in argv. Returns 0, 1 when --help was printed, or -EINVAL after
+ * printing what was wrong to stderr.
+ */
+int config_load(struct gw_config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Client sockets; see conn_io.h. A connection is freed only from its
+ * close_timer callback, so a struct conn stays valid for the rest of the
+ * loop pass in which it was closed, even when a caller holds a list of them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "client.h"
+#include "conn_io.h"
+#include "httputil.h"
+#include "log.h"
+#include "upstream.h"
+#include "wire.h"
+
+/* Accept errors such as EMFILE pause the listener this long. */
+#define ACCEPT_PAUSE_MS 100
+#define LISTEN_BACKLOG 4096
+
+static void conn_free(struct conn *c)
+{
+	conn_registry_remove(&c->gw->conns, c);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	if (c->idle_timer)
+		event_free(c->idle_timer);
+	if (c->close_timer)
+		event_free(c->close_timer);
+	conn_clear_device(c);
+	free(c);
+}
+
+static void close_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	pr_debug("conn %llu peer %s freed", (unsigned long long)c->id, c->peer);
+	conn_free(c);
+}
+
+static void schedule_free(struct conn *c)
+{
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	event_active(c->close_timer, EV_TIMEOUT, 1);
+}
+
+static void idle_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	const char *reason;
+
+	if (c->state == CONN_LOGGED_IN)
+		reason = "heartbeat timeout";
+	else
+		reason = "login timeout";
+	pr_info("conn %llu peer %s user %s device %s: %s, kicking",
+		(unsigned long long)c->id, c->peer,
+		c->user_id ? c->user_id : "-",
+		c->device_id ? c->device_id : "-", reason);
+	conn_kick(c, reason);
+}
+
+void conn_touch(struct conn *c)
+{
+	evtimer_add(c->idle_timer, c->gw->heartbeat_tv);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->state != CONN_CLOSING || !c->close_on_drain)
+		return;
+	/*
+	 * The last frame is out. Half-close and wait for the peer's EOF
+	 * rather than close() now: closing with unread input would send a
+	 * RST that can discard the frame before the peer reads it.
+	 */
+	c->close_on_drain = 0;
+	if (shutdown(c->fd, SHUT_WR) < 0)
+		schedule_free(c);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (c->state == CONN_CLOSING) {
+		schedule_free(c);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		pr_debug("conn %llu peer %s: peer closed the connection",
+			 (unsigned long long)c->id, c->peer);
+		conn_close(c, "peer closed", 0);
+		return;
+	}
+	pr_info("conn %llu peer %s: socket error: %s",
+		(unsigned long long)c->id, c->peer, strerror(err));
+	conn_close(c, "socket error", 0);
+}
+
+void conn_close(struct conn *c, const char *reason, int flush)
+{
+	enum conn_state prev = c->state;
+
+	if (prev == CONN_CLOSING) {
+		if (!flush)
+			schedule_free(c);
+		return;
+	}
+	c->state = CONN_CLOSING;
+	evtimer_del(c->idle_timer);
+	conn_registry_unbind_device(&c->gw->conns, c);
+	pr_debug("conn %llu peer %s closing: %s", (unsigned long long)c->id,
+		 c->peer, reason);
+	if (prev == CONN_LOGGED_IN)
+		upstream_presence_offline(c->gw->upstream, c);
+
+	if (!flush ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		schedule_free(c);
+		return;
+	}
+	/* Keep reading (and discarding) so the peer never sees a RST. */
+	c->close_on_drain = 1;
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	evtimer_add(c->close_timer,
+		    &(struct timeval){ .tv_sec = CONN_CLOSE_LINGER_SEC });
+}
+
+void conn_kick(struct conn *c, const char *reason)
+{
+	Imgw__Kick kick = IMGW__KICK__INIT;
+
+	kick.reason = (char *)reason;
+	if (conn_send(c, OP_KICK, 0, &kick.base) == 0)
+		c->gw->stats.kicks++;
+	conn_close(c, reason, 1);
+}
+
+int conn_commit_frame(struct conn *c)
+{
+	struct gateway *gw = c->gw;
+	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	gw->stats.frames_sent++;
+	if (queued <= gw->cfg.out_cap)
+		return 0;
+	gw->stats.slow_closes++;
+	pr_warn("conn %llu peer %s user %s device %s: output buffer %zu bytes over out_cap %zu, closing as slow",
+		(unsigned long long)c->id, c->peer,
+		c->user_id ? c->user_id : "-",
+		c->device_id ? c->device_id : "-", queued, gw->cfg.out_cap);
+	conn_close(c, "slow", 0);
+	return -ENOBUFS;
+}
+
+int conn_send(struct conn *c, unsigned int op, uint32_t request_id,
+	      const ProtobufCMessage *msg)
+{
+	int err;
+
+	if (c->state == CONN_CLOSING)
+		return -EPIPE;
+	err = wire_append(bufferevent_get_output(c->bev), op, request_id, msg);
+	if (err)
+		return err;
+	return conn_commit_frame(c);
+}
+
+int conn_send_raw(struct conn *c, unsigned int op, uint32_t request_id,
+		  const void *body, size_t len)
+{
+	int err;
+
+	if (c->state == CONN_CLOSING)
+		return -EPIPE;
+	err = wire_append_raw(bufferevent_get_output(c->bev), op, request_id,
+			      body, len);
+	if (err)
+		return err;
+	return conn_commit_frame(c);
+}
+
+static void format_peer(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned int port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(out, cap, "%s:%u", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(out, cap, "[%s]:%u", host, port);
+	} else {
+		snprintf(out, cap, "unknown");
+	}
+}
+
+static int conn_setup_bev(struct conn *c)
+{
+	struct gateway *gw = c->gw;
+	size_t max_write = gw->cfg.out_cap;
+
+	c->bev = bufferevent_socket_new(gw->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev)
+		return -ENOMEM;
+	/* The whole backlog goes out in one writev per loop pass. */
+	if (max_write > EV_SSIZE_MAX)
+		max_write = EV_SSIZE_MAX;
+	bufferevent_set_max_single_write(c->bev, (ev_ssize_t)max_write);
+	/* Read at most one maximal frame ahead of the parser. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0,
+				 FRAME_HEADER_LEN + gw->cfg.max_frame);
+	bufferevent_setcb(c->bev, client_read_cb, conn_write_cb,
+			  conn_event_cb, c);
+	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0)
+		return -EIO;
+	return 0;
+}
+
+static struct conn *conn_new(struct gateway *gw, int fd,
+			     const struct sockaddr *sa)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (!c)
+		return NULL;
+	c->gw = gw;
+	c->fd = fd;
+	format_peer(sa, c->peer, sizeof(c->peer));
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		pr_warn("conn peer %s fd %d: setting TCP_NODELAY failed: %s",
+			c->peer, fd, strerror(errno));
+	c->idle_timer = evtimer_new(gw->base, idle_timer_cb, c);
+	c->close_timer = evtimer_new(gw->base, close_timer_cb, c);
+	if (!c->idle_timer || !c->close_timer || conn_setup_bev(c) < 0) {
+		if (!c->bev)
+			evutil_closesocket(fd);
+		c->id = 0;
+		conn_free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	conn_registry_add(&gw->conns, c);
+	evtimer_add(c->idle_timer, gw->login_tv);
+	return c;
+}
+
+static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
+		      struct sockaddr *sa, int socklen, void *arg)
+{
+	struct gateway *gw = arg;
+	struct conn *c;
+
+	gw->stats.connections_accepted++;
+	c = conn_new(gw, fd, sa);
+	if (!c) {
+		pr_warn("accepting fd %d failed: %s", fd, strerror(errno));
+		return;
+	}
+	pr_debug("conn %llu peer %s fd %d accepted", (unsigned long long)c->id,
+		 c->peer, fd);
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	if (gw->listener)
+		evconnlistener_enable(gw->listener);
+}
+
+static void accept_error_cb(struct evconnlistener *listener, void *arg)
+{
+	struct gateway *gw = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval pause = { .tv_usec = ACCEPT_PAUSE_MS * 1000 };
+
+	/* Out of descriptors: retrying at once would spin the loop. */
+	pr_warn("accept on %s failed: %s; pausing accepts for %d ms",
+		gw->cfg.listen, strerror(err), ACCEPT_PAUSE_MS);
+	evconnlistener_disable(listener);
+	evtimer_add(gw->accept_pause_timer, &pause);
+}
+
+static int resolve_listen(const char *text, struct sockaddr_storage *ss,
+			  int *len)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	};
+	struct addrinfo *res;
+	char host[256], port[8];
+	uint16_t port_num;
+	int rc;
+
+	if (parse_host_port(text, host, sizeof(host), &port_num) < 0)
+		return -EINVAL;
+	snprintf(port, sizeof(port), "%u", port_num);
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (rc) {
+		pr_error("resolving listen address %s failed: %s", text,
+			 gai_strerror(rc));
+		return -EINVAL;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = (int)res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int conn_io_listen(struct gateway *gw)
+{
+	struct sockaddr_storage ss;
+	int len, err;
+
+	err = resolve_listen(gw->cfg.listen, &ss, &len);
+	if (err)
+		return err;
+	gw->accept_pause_timer = evtimer_new(gw->base, accept_resume_cb, gw);
+	if (!gw->accept_pause_timer)
+		return -ENOMEM;
+	gw->listener = evconnlistener_new_bind(gw->base, accept_cb, gw,
+					       LEV_OPT_CLOSE_ON_FREE |
+					       LEV_OPT_REUSEABLE |
+					       LEV_OPT_CLOSE_ON_EXEC,
+					       LISTEN_BACKLOG,
+					       (struct sockaddr *)&ss, len);
+	if (!gw->listener) {
+		err = -errno;
+		pr_error("listening on %s failed: %s", gw->cfg.listen,
+			 strerror(-err));
+		return err ? err : -EIO;
+	}
+	evconnlistener_set_error_cb(gw->listener, accept_error_cb);
+	return 0;
+}
+
+void conn_io_shutdown(struct gateway *gw)
+{
+	struct conn *c, *tmp;
+
+	if (gw->listener) {
+		evconnlistener_free(gw->listener);
+		gw->listener = NULL;
+	}
+	if (gw->accept_pause_timer) {
+		event_free(gw->accept_pause_timer);
+		gw->accept_pause_timer = NULL;
+	}
+	conn_registry_for_each(&gw->conns, c, tmp)
+		conn_free(c);
+}

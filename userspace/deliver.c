@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Push fan-out; see deliver.h. Each target's output buffer holds a
+ * reference to the one shared frame (evbuffer_add_reference), and the
+ * buffer's cleanup callback drops it, so the bytes live until the last
+ * target has written them or was freed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "conn_io.h"
+#include "deliver.h"
+#include "log.h"
+#include "wire.h"
+
+struct shared_frame *shared_frame_new(unsigned int op, const void *body,
+				      size_t body_len)
+{
+	struct shared_frame *sf = malloc(sizeof(*sf));
+
+	if (!sf)
+		return NULL;
+	sf->data = wire_pack_frame_raw(op, 0, body, body_len, &sf->len);
+	if (!sf->data) {
+		free(sf);
+		errno = ENOMEM;
+		return NULL;
+	}
+	sf->refs = 1;
+	return sf;
+}
+
+void shared_frame_get(struct shared_frame *sf)
+{
+	sf->refs++;
+}
+
+void shared_frame_put(struct shared_frame *sf)
+{
+	if (--sf->refs)
+		return;
+	free(sf->data);
+	free(sf);
+}
+
+static void shared_frame_cleanup(const void *data, size_t len, void *arg)
+{
+	shared_frame_put(arg);
+}
+
+static int deliver_one(struct shared_frame *sf, struct conn *c)
+{
+	struct evbuffer *out;
+
+	if (!conn_is_live(c))
+		return -EPIPE;
+	out = bufferevent_get_output(c->bev);
+	shared_frame_get(sf);
+	if (evbuffer_add_reference(out, sf->data, sf->len,
+				   shared_frame_cleanup, sf) < 0) {
+		shared_frame_put(sf);
+		return -ENOMEM;
+	}
+	return conn_commit_frame(c);
+}
+
+size_t deliver_frame(struct shared_frame *sf, struct conn **conns, size_t n)
+{
+	size_t queued = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct conn *c = conns[i];
+		int err = deliver_one(sf, c);
+
+		/* A slow close still counts: the frame was queued. */
+		if (err == 0 || err == -ENOBUFS) {
+			c->gw->stats.deliveries++;
+			queued++;
+		} else if (err != -EPIPE) {
+			pr_warn("conn %llu peer %s: queueing a push failed: %s",
+				(unsigned long long)c->id, c->peer,
+				strerror(-err));
+		}
+	}
+	return queued;
+}
+
+/* Collects the live connections of msg's targets into conns; returns how
+ * many, and counts the targets not found. */
+static size_t deliver_find_targets(struct gateway *gw,
+				   const Imgw__Deliver *msg,
+				   struct conn **conns)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < msg->n_targets; i++) {
+		const Imgw__Device *dev = msg->targets[i];
+		struct conn *c;
+
+		c = conn_registry_find_device(&gw->conns, dev->user_id,
+					      dev->device_id);
+		if (!c || (dev->conn_id && dev->conn_id != c->id)) {
+			gw->stats.delivery_misses++;
+			pr_debug("DELIVER session %llu seq %llu: user %s device %s conn %llu not connected here",
+				 (unsigned long long)msg->session_id,
+				 (unsigned long long)msg->seq, dev->user_id,
+				 dev->device_id,
+				 (unsigned long long)dev->conn_id);
+			continue;
+		}
+		conns[n++] = c;
+	}
+	return n;
+}
+
+void deliver_handle(struct gateway *gw, const Imgw__Deliver *msg)
+{
+	struct shared_frame *sf;
+	struct conn **conns;
+	size_t n;
+
+	gw->stats.deliver_frames++;
+	if (msg->n_targets == 0)
+		return;
+	conns = calloc(msg->n_targets, sizeof(*conns));
+	if (!conns) {
+		pr_warn("DELIVER session %llu seq %llu to %zu devices dropped: out of memory",
+			(unsigned long long)msg->session_id,
+			(unsigned long long)msg->seq, msg->n_targets);
+		return;
+	}
+	n = deliver_find_targets(gw, msg, conns);
+	if (n == 0)
+		goto out_free;
+	sf = shared_frame_new(OP_PUSH, msg->push.data, msg->push.len);
+	if (!sf) {
+		pr_warn("DELIVER session %llu seq %llu to %zu devices dropped: out of memory",
+			(unsigned long long)msg->session_id,
+			(unsigned long long)msg->seq, n);
+		goto out_free;
+	}
+	deliver_frame(sf, conns, n);
+	shared_frame_put(sf);
+out_free:
+	free(conns);
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Push fan-out: one encoded frame, reference-counted, queued on many client
+ * connections without copying. DELIVER frames from the daemon come here,
+ * and so can any other broadcast that has its list of connections.
+ */
+#ifndef IMGW_DELIVER_H
+#define IMGW_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "gateway.h"
+#include "imgw.pb-c.h"
+
+/* A complete frame (header and body) shared by every queue it is on. */
+struct shared_frame {
+	unsigned int refs;
+	size_t len;
+	uint8_t *data;
+};
+
+/* Frames body as op with request id 0. Returns NULL with errno set. The
+ * caller holds the one reference. */
+struct shared_frame *shared_frame_new(unsigned int op, const void *body,
+				      size_t body_len);
+void shared_frame_get(struct shared_frame *sf);
+void shared_frame_put(struct shared_frame *sf);
+
+/*
+ * Queues sf on each of the n connections; closing ones are skipped, and one
+ * pushed over out_cap is closed as slow. Returns how many got the frame.
+ */
+size_t deliver_frame(struct shared_frame *sf, struct conn **conns, size_t n);
+
+/* Pushes a DELIVER's Push body to its target devices on this node. */
+void deliver_handle(struct gateway *gw, const Imgw__Deliver *msg);
+
+#endif

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The gateway's process-wide state: the event base, settings, connection
+ * registry, the link to the business daemon and the counters the admin
+ * endpoint exports. One instance lives in main().
+ */
+#ifndef IMGW_GATEWAY_H
+#define IMGW_GATEWAY_H
+
+#include <stdint.h>
+#include <sys/time.h>
+
+#include "config.h"
+#include "conn.h"
+
+#define GW_BOOT_ID_LEN 16
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct evhttp;
+struct upstream;
+
+struct gw_stats {
+	uint64_t connections_accepted;
+	uint64_t logins;
+	uint64_t login_failures;
+	uint64_t frames_received;
+	uint64_t frames_sent;
+	uint64_t protocol_errors;
+	uint64_t kicks;
+	uint64_t slow_closes;
+	uint64_t deliver_frames;
+	uint64_t deliveries;
+	uint64_t delivery_misses;
+	uint64_t upstream_reconnects;
+	uint64_t upstream_unavailable;
+};
+
+struct gateway {
+	struct event_base *base;
+	struct gw_config cfg;
+	char boot_id[GW_BOOT_ID_LEN + 1];
+	struct conn_registry conns;
+	struct evconnlistener *listener;
+	/* Re-enables the listener after an accept error such as EMFILE. */
+	struct event *accept_pause_timer;
+	struct evhttp *http;
+	struct upstream *upstream;
+	struct gw_stats stats;
+	/* Common timeouts: libevent keeps equal timeouts in O(1) queues. */
+	const struct timeval *login_tv;
+	const struct timeval *heartbeat_tv;
+};
+
+#endif

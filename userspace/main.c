@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+/*
+ * imgw, the push gateway: holds client TCP connections, logs clients in
+ * through the business daemon, delivers its pushes and forwards client
+ * requests to it. main() wires the modules to one libevent loop and tears
+ * everything down on SIGTERM or SIGINT.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+
+#include <event2/event.h>
+
+#include "admin.h"
+#include "config.h"
+#include "conn_io.h"
+#include "gateway.h"
+#include "log.h"
+#include "upstream.h"
+
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		pr_warn("reading RLIMIT_NOFILE failed: %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		pr_warn("raising RLIMIT_NOFILE to %llu failed: %s",
+			(unsigned long long)rl.rlim_max, strerror(errno));
+}
+
+static int make_boot_id(char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t bytes[GW_BOOT_ID_LEN / 2];
+
+	if (getrandom(bytes, sizeof(bytes), 0) != sizeof(bytes))
+		return -errno;
+	for (size_t i = 0; i < sizeof(bytes); i++) {
+		out[2 * i] = hex[bytes[i] >> 4];
+		out[2 * i + 1] = hex[bytes[i] & 0xf];
+	}
+	out[GW_BOOT_ID_LEN] = '\0';
+	return 0;
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	pr_info("received %s, stopping", strsignal((int)sig));
+	event_base_loopbreak(gw->base);
+}
+
+static int gateway_init_base(struct gateway *gw)
+{
+	struct timeval login = { .tv_sec = gw->cfg.login_timeout };
+	struct timeval heartbeat = { .tv_sec = gw->cfg.heartbeat_timeout };
+
+	gw->base = event_base_new();
+	if (!gw->base)
+		return -ENOMEM;
+	gw->login_tv = event_base_init_common_timeout(gw->base, &login);
+	gw->heartbeat_tv = event_base_init_common_timeout(gw->base, &heartbeat);
+	if (!gw->login_tv || !gw->heartbeat_tv)
+		return -ENOMEM;
+	return 0;
+}
+
+static int gateway_start(struct gateway *gw)
+{
+	int err;
+
+	err = make_boot_id(gw->boot_id);
+	if (err) {
+		pr_error("generating the boot id failed: %s", strerror(-err));
+		return err;
+	}
+	conn_registry_init(&gw->conns);
+	err = gateway_init_base(gw);
+	if (err) {
+		pr_error("creating the event loop failed: %s", strerror(-err));
+		return err;
+	}
+	gw->upstream = upstream_new(gw);
+	if (!gw->upstream) {
+		err = -errno;
+		pr_error("invalid bizsvr address %s: %s", gw->cfg.bizsvr,
+			 strerror(-err));
+		return err;
+	}
+	err = conn_io_listen(gw);
+	if (err)
+		return err;
+	err = admin_start(gw);
+	if (err)
+		return err;
+	upstream_start(gw->upstream);
+	return 0;
+}
+
+static void gateway_stop(struct gateway *gw)
+{
+	conn_io_shutdown(gw);
+	admin_stop(gw);
+	upstream_free(gw->upstream);
+	gw->upstream = NULL;
+	if (gw->base)
+		event_base_free(gw->base);
+	gw->base = NULL;
+}
+
+static int gateway_run(struct gateway *gw)
+{
+	struct event *sigterm, *sigint;
+	int err = 0;
+
+	sigterm = evsignal_new(gw->base, SIGTERM, signal_cb, gw);
+	sigint = evsignal_new(gw->base, SIGINT, signal_cb, gw);
+	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 ||
+	    evsignal_add(sigint, NULL) < 0) {
+		pr_error("installing signal handlers failed");
+		err = -ENOMEM;
+		goto out_free;
+	}
+	pr_info("imgw started: listen %s, http %s, bizsvr %s, node id %s, boot id %s",
+		gw->cfg.listen, gw->cfg.http, gw->cfg.bizsvr, gw->cfg.node_id,
+		gw->boot_id);
+	if (event_base_dispatch(gw->base) < 0) {
+		pr_error("event loop failed");
+		err = -EIO;
+	}
+out_free:
+	if (sigterm)
+		event_free(sigterm);
+	if (sigint)
+		event_free(sigint);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	struct gateway gw = { 0 };
+	size_t open_conns;
+	int err;
+
+	err = config_load(&gw.cfg, argc, argv);
+	if (err)
+		return err > 0 ? 0 : 2;
+	log_init("imgw", gw.cfg.log_level);
+	log_route_libevent();
+	raise_nofile_limit();
+	signal(SIGPIPE, SIG_IGN);
+
+	err = gateway_start(&gw);
+	if (!err)
+		err = gateway_run(&gw);
+	open_conns = gw.conns.count;
+	gateway_stop(&gw);
+	if (err)
+		return 1;
+	pr_info("imgw stopped: node id %s, boot id %s, closed %zu connections",
+		gw.cfg.node_id, gw.boot_id, open_conns);
+	return 0;
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The link to the business daemon: one TCP connection, REGISTER on connect,
+ * reconnect with backoff, the table of AUTH requests in flight, and the
+ * dispatch of the daemon's frames.
+ */
+#ifndef IMGW_UPSTREAM_H
+#define IMGW_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "gateway.h"
+#include "imgw.pb-c.h"
+
+#define UPSTREAM_BACKOFF_MIN_MS 100
+#define UPSTREAM_BACKOFF_MAX_MS 5000
+/* Seconds to wait for TCP connect and then for REGISTER_RESULT. */
+#define UPSTREAM_CONNECT_TIMEOUT_SEC 5
+#define UPSTREAM_REGISTER_TIMEOUT_SEC 10
+
+struct upstream;
+
+/* Resolves cfg.bizsvr; the link is opened by upstream_start(). Returns NULL
+ * with errno set. */
+struct upstream *upstream_new(struct gateway *gw);
+void upstream_start(struct upstream *up);
+void upstream_free(struct upstream *up);
+
+/* Returns whether REGISTER was accepted on the current link. */
+int upstream_is_up(const struct upstream *up);
+
+/*
+ * Sends AUTH for c's login and remembers it; sets c->auth_request_id.
+ * Returns 0, -ENOTCONN when the link is not up, or -ENOMEM.
+ */
+int upstream_auth(struct upstream *up, struct conn *c,
+		  Imgw__LoginRequest *login, uint32_t client_request_id);
+
+/* Sends a client's SEND or SYNC body as UPSTREAM. Returns 0, -ENOTCONN or
+ * -ENOMEM. */
+int upstream_forward(struct upstream *up, struct conn *c, unsigned int op,
+		     uint32_t client_request_id, const uint8_t *body,
+		     size_t len);
+
+/* Sends PRESENCE offline for logged-in connection c, if the link is up. */
+void upstream_presence_offline(struct upstream *up, const struct conn *c);
+
+#endif
