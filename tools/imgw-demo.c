@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * imgw-demo: a workload driver. It creates users, groups and tokens through
- * the admin API, connects one simulated client per user to the gateway from
- * a single libevent loop, sends messages at a given total rate and checks
- * every delivery: missing and duplicate pushes per session and sequence
- * number, delivery latency (receive time minus the send time carried in the
- * payload) and ack latency. It exits 1 when an acknowledged message was lost
- * or duplicated.
+ * the admin API and connects one simulated client per user to the gateway,
+ * all from a single libevent loop. Then it sends messages at a given total
+ * rate and checks every delivery: missing and duplicate pushes per session
+ * and sequence number, delivery latency (receive time minus the send time
+ * carried in the payload) and ack latency. It exits 1 when an acknowledged
+ * message was lost or duplicated.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -813,7 +813,7 @@ static int client_connect(struct demo_client *c)
 }
 
 /* Keeps at most DEMO_CONNECT_WINDOW connects and logins in flight, so the
- * gateway's listen backlog never overflows. */
+ * connects cannot overrun a listen backlog of that size or more. */
 static void demo_start_connects(struct demo *d)
 {
 	while (d->phase == PHASE_CONNECT && d->in_flight < DEMO_CONNECT_WINDOW &&

@@ -1,0 +1,119 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Runs the imgw demo: starts bizsvr and the imgw gateway on loopback in a
+# fresh temp dir, drives them with imgw-demo, prints its figures and a few
+# lines of both daemons' /metrics, then stops both daemons.
+# Usage: scripts/demo.sh BUILD_DIR. Extra imgw-demo options go in DEMO_ARGS.
+set -u
+
+build=${1:?usage: scripts/demo.sh BUILD_DIR}
+build=$(cd "$build" && pwd) || exit 2
+for bin in imgw bizsvr imgw-demo; do
+	if [ ! -x "$build/$bin" ]; then
+		echo "demo: $build/$bin is missing; run 'make' first" >&2
+		exit 2
+	fi
+done
+if ! command -v curl >/dev/null; then
+	echo "demo: curl is missing; run 'make deps'" >&2
+	exit 2
+fi
+
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/imgw-demo.XXXXXX") || exit 1
+biz_pid=""
+gw_pid=""
+
+stop_daemons() {
+	for pid in $gw_pid $biz_pid; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in $gw_pid $biz_pid; do
+		wait "$pid" 2>/dev/null
+	done
+	gw_pid=""
+	biz_pid=""
+}
+
+on_exit() {
+	stop_daemons
+	echo "demo: logs are in $run_dir (bizsvr.log, imgw.log)"
+}
+trap on_exit EXIT
+trap 'echo "demo: interrupted" >&2; exit 130' INT TERM
+
+# Returns success when nothing listens on 127.0.0.1:$1.
+port_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Prints $1 when it is free, else a random free port in 20000-60000. Runs
+# in a subshell, so the caller adds the result to $taken.
+pick_port() {
+	local port=$1 tries=0
+
+	while ! port_free "$port" || [[ " $taken " == *" $port "* ]]; do
+		tries=$((tries + 1))
+		if [ "$tries" -gt 100 ]; then
+			echo "demo: no free port found on 127.0.0.1" >&2
+			exit 1
+		fi
+		port=$((20000 + RANDOM % 40000))
+	done
+	echo "$port"
+}
+
+taken=""
+gw_port=$(pick_port 7070) || exit 1
+taken="$taken $gw_port"
+gw_http=$(pick_port 7071) || exit 1
+taken="$taken $gw_http"
+biz_port=$(pick_port 7080) || exit 1
+taken="$taken $biz_port"
+biz_http=$(pick_port 7081) || exit 1
+
+secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# One socket per simulated user on the gateway and in imgw-demo.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+
+"$build/bizsvr" --listen "127.0.0.1:$biz_port" --http "127.0.0.1:$biz_http" \
+	--db "$run_dir/imgw.db" --secret "$secret" --log-level info \
+	>"$run_dir/bizsvr.log" 2>&1 &
+biz_pid=$!
+"$build/imgw" --listen "127.0.0.1:$gw_port" --http "127.0.0.1:$gw_http" \
+	--bizsvr "127.0.0.1:$biz_port" --node-id demo-gw --log-level info \
+	>"$run_dir/imgw.log" 2>&1 &
+gw_pid=$!
+
+# Waits up to 10 s until URL $1 returns a body matching the regex $2.
+wait_healthy() {
+	local i body
+
+	for i in $(seq 100); do
+		body=$(curl -fsS --max-time 1 "$1" 2>/dev/null) &&
+			[[ $body =~ $2 ]] && return 0
+		sleep 0.1
+	done
+	echo "demo: $1 not healthy after 10 s; last reply: ${body:-none}" >&2
+	return 1
+}
+
+echo "demo: bizsvr on 127.0.0.1:$biz_port (admin $biz_http), imgw on 127.0.0.1:$gw_port (admin $gw_http)"
+if ! wait_healthy "http://127.0.0.1:$biz_http/healthz" '"status": *"ok"' ||
+   ! wait_healthy "http://127.0.0.1:$gw_http/healthz" '"upstream": *"up"'; then
+	tail -n 5 "$run_dir/bizsvr.log" "$run_dir/imgw.log" >&2
+	exit 1
+fi
+
+# shellcheck disable=SC2086
+"$build/imgw-demo" --gateway "127.0.0.1:$gw_port" \
+	--admin "http://127.0.0.1:$biz_http" --duration 12 ${DEMO_ARGS:-}
+status=$?
+
+echo
+echo "demo: bizsvr /metrics (excerpt)"
+curl -fsS --max-time 2 "http://127.0.0.1:$biz_http/metrics" | grep -v '^#' | head -n 12
+echo "demo: imgw /metrics (excerpt)"
+curl -fsS --max-time 2 "http://127.0.0.1:$gw_http/metrics" | grep -v '^#' | head -n 12
+echo
+echo "demo: imgw-demo exited with status $status"
+exit "$status"
