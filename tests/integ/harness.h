@@ -204,6 +204,11 @@ int tc_wait_closed(struct tclient *t, int timeout_ms);
 /* Returns the index of the push with session and seq, or -1. */
 long tc_find_push(const struct tclient *t, uint64_t session_id, uint64_t seq);
 
+/* Receives until the push with session and seq arrives or timeout_ms
+ * passes. Returns its index, or -1. */
+long tc_wait_push(struct tclient *t, uint64_t session_id, uint64_t seq,
+		  int timeout_ms);
+
 /* A message a test sent and got acknowledged. */
 struct sent_msg {
 	uint64_t seq;

@@ -372,6 +372,25 @@ long tc_find_push(const struct tclient *t, uint64_t session_id, uint64_t seq)
 	return -1;
 }
 
+long tc_wait_push(struct tclient *t, uint64_t session_id, uint64_t seq,
+		  int timeout_ms)
+{
+	uint64_t deadline = client_now_ms(1) + (uint64_t)timeout_ms;
+	long at;
+
+	while ((at = tc_find_push(t, session_id, seq)) < 0) {
+		uint64_t now = client_now_ms(1);
+		size_t before = t->push_count;
+
+		if (now >= deadline || t->closed)
+			break;
+		tc_collect(t, before + 1, (int)(deadline - now));
+		if (t->push_count == before)
+			break;
+	}
+	return at;
+}
+
 void sent_add(struct sent_msg *list, size_t *count, uint64_t seq,
 	      const char *sender, const char *payload)
 {
