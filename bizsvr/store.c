@@ -392,12 +392,37 @@ static int store_keyed_session(struct store *st, const char *key, int kind,
 		goto out;
 	*created = 1;
 out:
+	if (err >= 0)
+		err = store_commit(st);
 	if (err < 0) {
 		store_rollback(st);
 		*created = 0;
 		return err;
 	}
-	return store_commit(st);
+	return 0;
+}
+
+int store_group_create(struct store *st, const char *name,
+		       const char *const *users, size_t count, int64_t now_ms,
+		       uint64_t *id)
+{
+	int err;
+
+	err = store_begin(st);
+	if (err < 0)
+		return err;
+	err = store_session_insert(st, STORE_KIND_GROUP, name, now_ms, NULL,
+				   id);
+	for (size_t i = 0; err >= 0 && i < count; i++)
+		err = store_member_insert(st, *id, users[i], now_ms);
+	if (err < 0) {
+		store_rollback(st);
+		return err;
+	}
+	err = store_commit(st);
+	if (err < 0)
+		store_rollback(st);
+	return err;
 }
 
 int store_direct_session(struct store *st, const char *a, const char *b,

@@ -53,6 +53,12 @@ void store_close(struct store *st);
 int store_session_create(struct store *st, int kind, const char *name,
 			 int64_t now_ms, uint64_t *id);
 
+/* Creates a group session with users as members (duplicates ignored) in one
+ * transaction. Returns 0 or a negative errno. */
+int store_group_create(struct store *st, const char *name,
+		       const char *const *users, size_t count, int64_t now_ms,
+		       uint64_t *id);
+
 /* Fills *out; free with store_session_clear(). Returns 0, -ENOENT or a
  * negative errno. */
 int store_session_get(struct store *st, uint64_t id, struct store_session *out);

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Command line and INI parsing of the business daemon; see config.h. Every
+ * value goes through one setter per key, so a bad value gets the same error
+ * whether it came from the file or a flag.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "config.h"
+#include "httputil.h"
+#include "log.h"
+
+struct config_key {
+	const char *name;        /* INI key; the flag is --name with '-' */
+	const char *metavar;
+	int (*set)(struct bizsvr_config *cfg, const char *value);
+	const char *help;
+	const char *expected;    /* the valid values, for error messages */
+};
+
+static int set_string(char **field, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (!copy)
+		return -ENOMEM;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+static int set_address(char **field, const char *value)
+{
+	char host[256];
+	uint16_t port;
+
+	if (parse_host_port(value, host, sizeof(host), &port) < 0 || !port)
+		return -EINVAL;
+	return set_string(field, value);
+}
+
+/* Parses a decimal integer in [min, max]. Returns 0 or -EINVAL. */
+static int parse_int(const char *value, long long min, long long max,
+		     long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(value, &end, 10);
+	if (errno || end == value || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int set_listen(struct bizsvr_config *cfg, const char *value)
+{
+	return set_address(&cfg->listen, value);
+}
+
+static int set_http(struct bizsvr_config *cfg, const char *value)
+{
+	return set_address(&cfg->http, value);
+}
+
+static int set_db(struct bizsvr_config *cfg, const char *value)
+{
+	return value[0] ? set_string(&cfg->db, value) : -EINVAL;
+}
+
+static int set_secret(struct bizsvr_config *cfg, const char *value)
+{
+	return value[0] ? set_string(&cfg->secret, value) : -EINVAL;
+}
+
+static int set_max_payload(struct bizsvr_config *cfg, const char *value)
+{
+	long long v;
+	int err = parse_int(value, 1, CONFIG_MAX_PAYLOAD_MAX, &v);
+
+	if (!err)
+		cfg->max_payload = (size_t)v;
+	return err;
+}
+
+static int set_token_ttl(struct bizsvr_config *cfg, const char *value)
+{
+	long long v;
+	int err = parse_int(value, 1, CONFIG_TOKEN_TTL_MAX, &v);
+
+	if (!err)
+		cfg->token_ttl = v;
+	return err;
+}
+
+static int set_sync_limit(struct bizsvr_config *cfg, const char *value)
+{
+	long long v;
+	int err = parse_int(value, 1, CONFIG_SYNC_LIMIT_MAX, &v);
+
+	if (!err)
+		cfg->sync_limit = (unsigned int)v;
+	return err;
+}
+
+static int set_log_level(struct bizsvr_config *cfg, const char *value)
+{
+	int level = log_level_parse(value);
+
+	if (level < 0)
+		return -EINVAL;
+	cfg->log_level = level;
+	return 0;
+}
+
+static const struct config_key config_keys[] = {
+	{ "listen", "HOST:PORT", set_listen,
+	  "address for gateway links (default 127.0.0.1:7080)",
+	  "HOST:PORT with a port from 1 to 65535" },
+	{ "http", "HOST:PORT", set_http,
+	  "address of the admin HTTP API (default 127.0.0.1:7081)",
+	  "HOST:PORT with a port from 1 to 65535" },
+	{ "db", "PATH", set_db, "SQLite database file (default ./imgw.db)",
+	  "a non-empty path" },
+	{ "secret", "SECRET", set_secret,
+	  "token signing key; also [bizsvr] secret or env IMGW_SECRET",
+	  "a non-empty string" },
+	{ "max_payload", "BYTES", set_max_payload,
+	  "largest message payload in bytes (default 32768)",
+	  "bytes from 1 to 8388608" },
+	{ "token_ttl", "SEC", set_token_ttl,
+	  "lifetime of admin-minted tokens in seconds (default 86400)",
+	  "seconds from 1 to 3153600000" },
+	{ "sync_limit", "N", set_sync_limit,
+	  "messages per SYNC reply, default and maximum (default 100)",
+	  "a count from 1 to 1000" },
+	{ "log_level", "LEVEL", set_log_level,
+	  "error, warn, info or debug (default info)",
+	  "error, warn, info or debug" },
+};
+
+#define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
+
+static const struct config_key *config_key_find(const char *name)
+{
+	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+		if (strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	}
+	return NULL;
+}
+
+static void config_usage(FILE *out)
+{
+	fprintf(out, "usage: bizsvr [--config FILE] [OPTION...]\n\n"
+		"  --config FILE          INI file with a [bizsvr] section; flags override it\n");
+	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+		char flag[48];
+
+		snprintf(flag, sizeof(flag), "--%s %s", config_keys[i].name,
+			 config_keys[i].metavar);
+		for (char *p = flag; *p && *p != ' '; p++)
+			*p = *p == '_' ? '-' : *p;
+		fprintf(out, "  %-22s %s\n", flag, config_keys[i].help);
+	}
+	fprintf(out, "  --help                 print this help and exit\n");
+}
+
+static void config_defaults(struct bizsvr_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->listen = strdup("127.0.0.1:7080");
+	cfg->http = strdup("127.0.0.1:7081");
+	cfg->db = strdup("./imgw.db");
+	cfg->max_payload = 32768;
+	cfg->token_ttl = 86400;
+	cfg->sync_limit = 100;
+	cfg->log_level = LOG_LEVEL_INFO;
+}
+
+struct ini_state {
+	struct bizsvr_config *cfg;
+	const char *path;
+	int failed;
+};
+
+static int config_ini_entry(void *arg, const char *section, const char *name,
+			    const char *value)
+{
+	struct ini_state *st = arg;
+	const struct config_key *key;
+
+	if (strcmp(section, "bizsvr") != 0)
+		return 1;
+	key = config_key_find(name);
+	if (!key) {
+		fprintf(stderr, "bizsvr: %s: unknown key '%s' in [bizsvr]\n",
+			st->path, name);
+		st->failed = 1;
+		return 1;
+	}
+	if (key->set(st->cfg, value) < 0) {
+		fprintf(stderr, "bizsvr: %s: invalid %s '%s': expected %s\n",
+			st->path, name, value, key->expected);
+		st->failed = 1;
+	}
+	return 1;
+}
+
+static int config_read_file(struct bizsvr_config *cfg, const char *path)
+{
+	struct ini_state st = { .cfg = cfg, .path = path };
+	int rc = ini_parse(path, config_ini_entry, &st);
+
+	if (rc < 0) {
+		fprintf(stderr, "bizsvr: reading config file %s failed: %s\n",
+			path, strerror(errno));
+		return -EINVAL;
+	}
+	if (rc > 0) {
+		fprintf(stderr, "bizsvr: %s:%d: INI syntax error\n", path, rc);
+		return -EINVAL;
+	}
+	return st.failed ? -EINVAL : 0;
+}
+
+enum {
+	OPT_CONFIG = 1000,
+	OPT_HELP,
+	OPT_KEY_BASE,            /* OPT_KEY_BASE + i is config_keys[i] */
+};
+
+/* Builds the getopt_long table with the flag names in names. */
+static void config_options(struct option *opts, char names[][32])
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		snprintf(names[i], 32, "%s", config_keys[i].name);
+		for (char *p = names[i]; *p; p++)
+			*p = *p == '_' ? '-' : *p;
+		opts[i] = (struct option){ names[i], required_argument, NULL,
+					   OPT_KEY_BASE + (int)i };
+	}
+	opts[i++] = (struct option){ "config", required_argument, NULL,
+				     OPT_CONFIG };
+	opts[i++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+	opts[i] = (struct option){ 0 };
+}
+
+/*
+ * Runs getopt over argv. The first pass (apply_keys 0) only finds --config
+ * and --help, so that the second pass can let every other flag override the
+ * file.
+ */
+static int config_parse_args(struct bizsvr_config *cfg, int argc, char **argv,
+			     int apply_keys, const char **config_path)
+{
+	struct option opts[CONFIG_KEY_COUNT + 3];
+	char names[CONFIG_KEY_COUNT][32];
+	const struct config_key *key;
+	int c;
+
+	config_options(opts, names);
+	optind = 1;
+	opterr = apply_keys;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == OPT_HELP) {
+			config_usage(stdout);
+			return CONFIG_EXIT_OK;
+		}
+		if (c == OPT_CONFIG) {
+			*config_path = optarg;
+			continue;
+		}
+		if (c < OPT_KEY_BASE) {
+			if (!apply_keys)
+				continue;
+			/* getopt_long has printed what was wrong. */
+			fprintf(stderr, "bizsvr: run 'bizsvr --help' for the options\n");
+			return CONFIG_EXIT_USAGE;
+		}
+		if (!apply_keys)
+			continue;
+		key = &config_keys[c - OPT_KEY_BASE];
+		if (key->set(cfg, optarg) < 0) {
+			fprintf(stderr, "bizsvr: invalid --%s '%s': expected %s\n",
+				names[c - OPT_KEY_BASE], optarg, key->expected);
+			return CONFIG_EXIT_USAGE;
+		}
+	}
+	if (apply_keys && optind < argc) {
+		fprintf(stderr, "bizsvr: unexpected argument '%s'\n",
+			argv[optind]);
+		return CONFIG_EXIT_USAGE;
+	}
+	return CONFIG_OK;
+}
+
+int config_load(struct bizsvr_config *cfg, int argc, char **argv)
+{
+	const char *config_path = NULL;
+	const char *env_secret;
+	int rc;
+
+	config_defaults(cfg);
+	if (!cfg->listen || !cfg->http || !cfg->db) {
+		fprintf(stderr, "bizsvr: out of memory\n");
+		return CONFIG_EXIT_USAGE;
+	}
+	rc = config_parse_args(cfg, argc, argv, 0, &config_path);
+	if (rc != CONFIG_OK)
+		return rc;
+	if (config_path && config_read_file(cfg, config_path) < 0)
+		return CONFIG_EXIT_USAGE;
+	env_secret = getenv("IMGW_SECRET");
+	if (env_secret && env_secret[0] && set_secret(cfg, env_secret) < 0)
+		return CONFIG_EXIT_USAGE;
+	rc = config_parse_args(cfg, argc, argv, 1, &config_path);
+	if (rc != CONFIG_OK)
+		return rc;
+	if (!cfg->secret) {
+		fprintf(stderr, "bizsvr: missing token secret: set --secret, [bizsvr] secret or IMGW_SECRET\n");
+		return CONFIG_EXIT_USAGE;
+	}
+	return CONFIG_OK;
+}
+
+void config_free(struct bizsvr_config *cfg)
+{
+	if (cfg->secret)
+		explicit_bzero(cfg->secret, strlen(cfg->secret));
+	free(cfg->listen);
+	free(cfg->http);
+	free(cfg->db);
+	free(cfg->secret);
+	memset(cfg, 0, sizeof(*cfg));
+}

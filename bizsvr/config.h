@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Settings of the business daemon: defaults, then the [bizsvr] section of an
+ * INI file, then IMGW_SECRET for the secret, then command line flags.
+ */
+#ifndef BIZSVR_CONFIG_H
+#define BIZSVR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_SYNC_LIMIT_MAX 1000
+#define CONFIG_MAX_PAYLOAD_MAX (8 * 1024 * 1024)
+/* One hundred years, the longest token lifetime the admin API accepts. */
+#define CONFIG_TOKEN_TTL_MAX (100LL * 365 * 86400)
+
+struct bizsvr_config {
+	char *listen;            /* host:port for gateway links */
+	char *http;              /* host:port for the admin API */
+	char *db;                /* SQLite database path */
+	char *secret;            /* token HMAC key */
+	size_t max_payload;      /* bytes */
+	int64_t token_ttl;       /* seconds */
+	unsigned int sync_limit; /* messages per SYNC by default and at most */
+	int log_level;           /* enum log_level */
+};
+
+enum config_result {
+	CONFIG_OK = 0,
+	CONFIG_EXIT_OK = 1,      /* --help was printed */
+	CONFIG_EXIT_USAGE = 2,   /* an error was printed; exit with status 2 */
+};
+
+/* Fills cfg from the command line, the file it names and the environment.
+ * Returns an enum config_result; free cfg with config_free() in every case. */
+int config_load(struct bizsvr_config *cfg, int argc, char **argv);
+void config_free(struct bizsvr_config *cfg);
+
+#endif

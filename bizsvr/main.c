@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Entry point of bizsvr, the business daemon: reads the configuration, opens
+ * the store, listens for gateway links and the admin API, and runs the event
+ * loop until SIGTERM or SIGINT, then frees everything and exits 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <event2/event.h>
+
+#include "admin.h"
+#include "bizsvr.h"
+#include "link.h"
+#include "log.h"
+
+static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct bizsvr *bz = arg;
+
+	pr_info("bizsvr: received %s, stopping", strsignal((int)sig));
+	event_base_loopbreak(bz->base);
+}
+
+static int main_boot_id(struct bizsvr *bz)
+{
+	uint8_t raw[16];
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		return -errno;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(bz->boot_id + 2 * i, 3, "%02x", raw[i]);
+	return 0;
+}
+
+/* Opens the store and caches and starts both listeners. Logs what failed. */
+static int main_start(struct bizsvr *bz)
+{
+	const struct bizsvr_config *cfg = bz->cfg;
+
+	bz->store = store_open(cfg->db);
+	if (!bz->store) {
+		pr_error("bizsvr: opening database %s failed: %s", cfg->db,
+			 strerror(errno));
+		return -1;
+	}
+	bz->sessions = session_cache_new(bz->store);
+	bz->presence = presence_new();
+	if (!bz->sessions || !bz->presence) {
+		pr_error("bizsvr: allocating caches failed: %s",
+			 strerror(ENOMEM));
+		return -1;
+	}
+	bz->links = link_server_new(bz);
+	if (!bz->links) {
+		pr_error("bizsvr: listening for gateways on %s failed: %s",
+			 cfg->listen, strerror(errno));
+		return -1;
+	}
+	bz->admin = admin_new(bz);
+	if (!bz->admin) {
+		pr_error("bizsvr: binding the admin API to %s failed: %s",
+			 cfg->http, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void main_stop(struct bizsvr *bz)
+{
+	admin_free(bz->admin);
+	link_server_free(bz->links);
+	session_cache_free(bz->sessions);
+	presence_free(bz->presence);
+	store_close(bz->store);
+}
+
+static int main_run(struct bizsvr *bz)
+{
+	struct event *sigterm, *sigint;
+	int rc = 1;
+
+	sigterm = evsignal_new(bz->base, SIGTERM, main_signal_cb, bz);
+	sigint = evsignal_new(bz->base, SIGINT, main_signal_cb, bz);
+	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 ||
+	    evsignal_add(sigint, NULL) < 0) {
+		pr_error("bizsvr: installing signal handlers failed: %s",
+			 strerror(ENOMEM));
+		goto out;
+	}
+	if (main_start(bz) < 0)
+		goto out;
+	pr_info("bizsvr: started: gateways on %s, admin on %s, database %s, boot %s",
+		bz->cfg->listen, bz->cfg->http, bz->cfg->db, bz->boot_id);
+	if (event_base_dispatch(bz->base) < 0)
+		pr_error("bizsvr: event loop failed");
+	else
+		rc = 0;
+out:
+	main_stop(bz);
+	if (sigterm)
+		event_free(sigterm);
+	if (sigint)
+		event_free(sigint);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct bizsvr_config cfg;
+	struct bizsvr bz = { .cfg = &cfg };
+	int rc;
+
+	rc = config_load(&cfg, argc, argv);
+	if (rc != CONFIG_OK) {
+		config_free(&cfg);
+		return rc == CONFIG_EXIT_OK ? 0 : 2;
+	}
+	log_init("bizsvr", cfg.log_level);
+	log_route_libevent();
+	signal(SIGPIPE, SIG_IGN);
+	if (main_boot_id(&bz) < 0) {
+		pr_error("bizsvr: reading random bytes for the boot id failed: %s",
+			 strerror(errno));
+		config_free(&cfg);
+		return 1;
+	}
+	bz.base = event_base_new();
+	if (!bz.base) {
+		pr_error("bizsvr: creating the event loop failed");
+		config_free(&cfg);
+		return 1;
+	}
+	rc = main_run(&bz);
+	event_base_free(bz.base);
+	libevent_global_shutdown();
+	pr_info("bizsvr: stopped: %llu messages stored, %llu logins",
+		(unsigned long long)bz.stats.messages_stored,
+		(unsigned long long)bz.stats.logins);
+	config_free(&cfg);
+	return rc;
+}

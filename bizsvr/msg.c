@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Send pipeline and fan-out; see msg.h. The Push body of a message is
+ * encoded once and the same bytes go into the DELIVER frame of every node.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uthash.h>
+#include <utlist.h>
+
+#include "handlers.h"
+#include "imgw.pb-c.h"
+#include "log.h"
+#include "msg.h"
+
+#define MSG_CLIENT_ID_MAX 128
+/*
+ * Payload bytes a SYNC_RESULT carries before it stops early with more set,
+ * so that a reply stays well under the FRAME_HARD_MAX_BODY the gateway
+ * accepts. The first message always goes in, whatever its size.
+ */
+#define MSG_SYNC_BYTES_BUDGET (1024 * 1024)
+
+/* The devices of one gateway node that get a message. */
+struct fanout_node {
+	const char *node_id;         /* key; points into presence */
+	Imgw__Device *devices;
+	size_t count, cap;
+	UT_hash_handle hh;
+};
+
+static int fanout_add(struct fanout_node **nodes,
+		      const struct presence_device *d)
+{
+	const char *node_id = d->node->node_id;
+	struct fanout_node *fn;
+	Imgw__Device *dev;
+
+	HASH_FIND_STR(*nodes, node_id, fn);
+	if (!fn) {
+		fn = calloc(1, sizeof(*fn));
+		if (!fn)
+			return -ENOMEM;
+		fn->node_id = node_id;
+		HASH_ADD_KEYPTR(hh, *nodes, node_id, strlen(node_id), fn);
+	}
+	if (fn->count == fn->cap) {
+		size_t cap = fn->cap ? fn->cap * 2 : 8;
+		Imgw__Device *p = realloc(fn->devices, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		fn->devices = p;
+		fn->cap = cap;
+	}
+	dev = &fn->devices[fn->count++];
+	imgw__device__init(dev);
+	dev->user_id = d->user->user_id;
+	dev->device_id = d->device_id;
+	dev->conn_id = d->conn_id;
+	return 0;
+}
+
+static void fanout_free(struct fanout_node *nodes)
+{
+	struct fanout_node *fn, *tmp;
+
+	HASH_ITER(hh, nodes, fn, tmp) {
+		HASH_DEL(nodes, fn);
+		free(fn->devices);
+		free(fn);
+	}
+}
+
+static int msg_is_origin(const struct presence_device *d,
+			 const struct msg_origin *from)
+{
+	return from->node_id && d->conn_id == from->conn_id &&
+	       strcmp(d->node->node_id, from->node_id) == 0;
+}
+
+/*
+ * Groups the online devices of the members of s by gateway node, leaving out
+ * the origin's connection (the sender's other devices are included). This is
+ * the one place that decides who receives a session message.
+ */
+static int msg_group_targets(struct bizsvr *bz, const struct session *s,
+			     const struct msg_origin *from,
+			     struct fanout_node **nodes)
+{
+	struct session_member *m, *tmp;
+	struct presence_device *d;
+	struct presence_user *u;
+	int err;
+
+	*nodes = NULL;
+	HASH_ITER(hh, s->members, m, tmp) {
+		u = presence_user_find(bz->presence, m->user_id);
+		if (!u)
+			continue;
+		DL_FOREACH2(u->devices, d, user_next) {
+			if (msg_is_origin(d, from))
+				continue;
+			err = fanout_add(nodes, d);
+			if (err < 0) {
+				fanout_free(*nodes);
+				*nodes = NULL;
+				return err;
+			}
+		}
+	}
+	return 0;
+}
+
+static int msg_deliver_node(struct bizsvr *bz, const struct fanout_node *fn,
+			    const struct store_message *m,
+			    const ProtobufCBinaryData *push)
+{
+	Imgw__Deliver deliver = IMGW__DELIVER__INIT;
+	struct link *l = link_find(bz->links, fn->node_id);
+	Imgw__Device **targets;
+	int err;
+
+	if (!l)
+		return -ENOTCONN;
+	targets = malloc(fn->count * sizeof(*targets));
+	if (!targets)
+		return -ENOMEM;
+	for (size_t i = 0; i < fn->count; i++)
+		targets[i] = &fn->devices[i];
+	deliver.session_id = m->session_id;
+	deliver.seq = m->seq;
+	deliver.type = IMGW__SESSION_TYPE__SESSION_TYPE_NORMAL;
+	deliver.targets = targets;
+	deliver.n_targets = fn->count;
+	deliver.push = *push;
+	err = link_send(l, OP_DELIVER, 0, &deliver.base);
+	free(targets);
+	if (err < 0)
+		return err;
+	bz->stats.deliver_frames++;
+	bz->stats.deliveries += fn->count;
+	return 0;
+}
+
+static uint8_t *msg_pack_push(const struct store_message *m, size_t *len)
+{
+	Imgw__Push push = IMGW__PUSH__INIT;
+	uint8_t *buf;
+
+	push.session_id = m->session_id;
+	push.seq = m->seq;
+	push.sender = m->sender;
+	push.sender_device = m->sender_device;
+	push.time_ms = m->time_ms;
+	push.payload.data = m->payload;
+	push.payload.len = m->payload_len;
+	push.client_msg_id = m->client_msg_id;
+	push.type = IMGW__SESSION_TYPE__SESSION_TYPE_NORMAL;
+	*len = imgw__push__get_packed_size(&push);
+	buf = malloc(*len ? *len : 1);
+	if (buf)
+		imgw__push__pack(&push, buf);
+	return buf;
+}
+
+/* Pushes a stored message to the online members of s. A failure loses the
+ * push only; receivers find the gap by seq and sync. */
+static void msg_fanout(struct bizsvr *bz, const struct session *s,
+		       const struct store_message *m,
+		       const struct msg_origin *from)
+{
+	struct fanout_node *nodes, *fn, *tmp;
+	ProtobufCBinaryData push;
+	int err;
+
+	err = msg_group_targets(bz, s, from, &nodes);
+	if (err < 0)
+		goto err_log;
+	if (!nodes)
+		return;
+	push.data = msg_pack_push(m, &push.len);
+	if (!push.data) {
+		fanout_free(nodes);
+		err = -ENOMEM;
+		goto err_log;
+	}
+	HASH_ITER(hh, nodes, fn, tmp) {
+		err = msg_deliver_node(bz, fn, m, &push);
+		if (err < 0)
+			pr_warn("msg: DELIVER of session %llu seq %llu to node %s (%zu devices) failed: %s",
+				(unsigned long long)m->session_id,
+				(unsigned long long)m->seq, fn->node_id,
+				fn->count, strerror(-err));
+	}
+	free(push.data);
+	fanout_free(nodes);
+	return;
+
+err_log:
+	pr_error("msg: fan-out of session %llu seq %llu failed: %s",
+		 (unsigned long long)m->session_id, (unsigned long long)m->seq,
+		 strerror(-err));
+}
+
+/* Stores the message; m->seq and m->time_ms hold the stored values after. */
+static int msg_store(struct bizsvr *bz, struct session *s,
+		     struct store_message *m, struct store_append_result *res)
+{
+	int err = store_message_append(bz->store, m, res);
+
+	if (err < 0) {
+		pr_error("msg: storing a message of %s in session %llu failed: %s",
+			 m->sender, (unsigned long long)s->id, strerror(-err));
+		return err;
+	}
+	m->seq = res->seq;
+	m->time_ms = res->time_ms;
+	session_note_seq(s, res->seq);
+	if (res->duplicate)
+		bz->stats.messages_duplicate++;
+	else
+		bz->stats.messages_stored++;
+	return 0;
+}
+
+static void msg_init_message(struct store_message *m, const struct session *s,
+			     const struct msg_origin *from,
+			     const char *client_msg_id, const uint8_t *payload,
+			     size_t len)
+{
+	memset(m, 0, sizeof(*m));
+	m->session_id = s->id;
+	m->sender = (char *)from->user_id;
+	m->sender_device = (char *)(from->device_id ? from->device_id : "");
+	m->client_msg_id = (char *)(client_msg_id ? client_msg_id : "");
+	m->payload = (uint8_t *)payload;
+	m->payload_len = len;
+	m->time_ms = bizsvr_now_ms();
+}
+
+int msg_post(struct bizsvr *bz, struct session *s,
+	     const struct msg_origin *from, const char *client_msg_id,
+	     const uint8_t *payload, size_t len,
+	     struct store_append_result *res)
+{
+	struct store_message m;
+	int err;
+
+	msg_init_message(&m, s, from, client_msg_id, payload, len);
+	err = msg_store(bz, s, &m, res);
+	if (err < 0)
+		return err;
+	if (!res->duplicate)
+		msg_fanout(bz, s, &m, from);
+	return 0;
+}
+
+/* Sends body to the client connection of up as a client frame of op. */
+static void msg_reply(struct link *l, uint32_t request_id,
+		      const Imgw__Upstream *up, unsigned int op,
+		      const ProtobufCMessage *body)
+{
+	Imgw__Reply reply = IMGW__REPLY__INIT;
+	size_t len = protobuf_c_message_get_packed_size(body);
+	uint8_t *buf = malloc(len ? len : 1);
+	int err = -ENOMEM;
+
+	if (buf) {
+		protobuf_c_message_pack(body, buf);
+		reply.conn_id = up->device->conn_id;
+		reply.op = op;
+		reply.client_request_id = up->client_request_id;
+		reply.body.data = buf;
+		reply.body.len = len;
+		err = link_send(l, OP_REPLY, request_id, &reply.base);
+		free(buf);
+	}
+	if (err < 0)
+		pr_warn("msg: REPLY %s to node %s conn %llu failed: %s",
+			frame_op_name(op), link_node_id(l),
+			(unsigned long long)up->device->conn_id,
+			strerror(-err));
+}
+
+static void msg_reply_error(struct link *l, uint32_t request_id,
+			    const Imgw__Upstream *up, Imgw__ErrorCode code,
+			    const char *text)
+{
+	Imgw__Error error = IMGW__ERROR__INIT;
+
+	error.code = code;
+	error.text = (char *)text;
+	msg_reply(l, request_id, up, OP_ERROR, &error.base);
+}
+
+static void msg_send_reject(struct bizsvr *bz, struct link *l,
+			    uint32_t request_id, const Imgw__Upstream *up,
+			    const Imgw__SendRequest *req, Imgw__ErrorCode code,
+			    const char *reason)
+{
+	Imgw__SendResult res = IMGW__SEND_RESULT__INIT;
+
+	bz->stats.messages_rejected++;
+	pr_debug("msg: SEND of %s/%s conn %llu on node %s rejected: %s",
+		 up->device->user_id, up->device->device_id,
+		 (unsigned long long)up->device->conn_id, link_node_id(l),
+		 reason);
+	res.code = code;
+	res.reason = (char *)reason;
+	res.session_id = req->session_id;
+	res.client_msg_id = req->client_msg_id;
+	msg_reply(l, request_id, up, OP_SEND_RESULT, &res.base);
+}
+
+/* Finds the target session of a SEND: by id, or the direct session with
+ * to_user. Returns NULL with *code and *reason set when there is none. */
+static struct session *msg_send_session(struct bizsvr *bz, const char *sender,
+					const Imgw__SendRequest *req,
+					Imgw__ErrorCode *code,
+					const char **reason)
+{
+	struct session *s;
+	int created;
+
+	*code = IMGW__ERROR_CODE__ERROR_BAD_REQUEST;
+	if (req->session_id) {
+		s = session_get(bz->sessions, req->session_id);
+	} else if (req->to_user && req->to_user[0]) {
+		if (!bizsvr_valid_id(req->to_user)) {
+			*reason = "invalid to_user";
+			return NULL;
+		}
+		if (strcmp(req->to_user, sender) == 0) {
+			*reason = "cannot send to yourself";
+			return NULL;
+		}
+		s = session_direct(bz->sessions, sender, req->to_user,
+				   (int64_t)bizsvr_now_ms(), &created);
+	} else {
+		*reason = "session_id or to_user required";
+		return NULL;
+	}
+	if (s)
+		return s;
+	if (errno == ENOENT) {
+		*code = IMGW__ERROR_CODE__ERROR_NO_SESSION;
+		*reason = "no such session";
+	} else {
+		pr_error("msg: loading the session of a SEND from %s failed: %s",
+			 sender, strerror(errno));
+		*code = IMGW__ERROR_CODE__ERROR_INTERNAL;
+		*reason = "session unavailable";
+	}
+	return NULL;
+}
+
+/* Returns NULL when sender may post req to s, or the reason it may not. */
+static const char *msg_send_check(struct bizsvr *bz, const struct session *s,
+				  const char *sender,
+				  const Imgw__SendRequest *req,
+				  Imgw__ErrorCode *code)
+{
+	*code = IMGW__ERROR_CODE__ERROR_BAD_REQUEST;
+	if (req->client_msg_id && strlen(req->client_msg_id) > MSG_CLIENT_ID_MAX)
+		return "client_msg_id longer than 128 bytes";
+	*code = IMGW__ERROR_CODE__ERROR_NOT_MEMBER;
+	if (!session_is_member(s, sender))
+		return "not a member of the session";
+	*code = IMGW__ERROR_CODE__ERROR_BAD_REQUEST;
+	/* Notice sessions carry server pushes only. */
+	if (s->kind == STORE_KIND_NOTICE)
+		return "notice sessions are read-only";
+	*code = IMGW__ERROR_CODE__ERROR_TOO_LARGE;
+	if (req->payload.len > bz->cfg->max_payload)
+		return "payload over max_payload";
+	return NULL;
+}
+
+static void msg_handle_send(struct bizsvr *bz, struct link *l,
+			    uint32_t request_id, const Imgw__Upstream *up,
+			    const Imgw__SendRequest *req)
+{
+	Imgw__SendResult res = IMGW__SEND_RESULT__INIT;
+	const Imgw__Device *dev = up->device;
+	struct msg_origin from = {
+		.user_id = dev->user_id,
+		.device_id = dev->device_id,
+		.node_id = link_node_id(l),
+		.conn_id = dev->conn_id,
+	};
+	struct store_append_result stored;
+	struct store_message m;
+	Imgw__ErrorCode code;
+	const char *reason = NULL;
+	struct session *s;
+
+	s = msg_send_session(bz, dev->user_id, req, &code, &reason);
+	if (s)
+		reason = msg_send_check(bz, s, dev->user_id, req, &code);
+	if (reason) {
+		msg_send_reject(bz, l, request_id, up, req, code, reason);
+		return;
+	}
+	msg_init_message(&m, s, &from, req->client_msg_id, req->payload.data,
+			 req->payload.len);
+	if (msg_store(bz, s, &m, &stored) < 0) {
+		msg_send_reject(bz, l, request_id, up, req,
+				IMGW__ERROR_CODE__ERROR_INTERNAL,
+				"store failed");
+		return;
+	}
+	res.code = IMGW__ERROR_CODE__ERROR_NONE;
+	res.session_id = s->id;
+	res.seq = stored.seq;
+	res.time_ms = stored.time_ms;
+	res.client_msg_id = req->client_msg_id;
+	msg_reply(l, request_id, up, OP_SEND_RESULT, &res.base);
+	if (!stored.duplicate)
+		msg_fanout(bz, s, &m, &from);
+}
+
+static void msg_sync_reject(struct bizsvr *bz, struct link *l,
+			    uint32_t request_id, const Imgw__Upstream *up,
+			    uint64_t session_id, Imgw__ErrorCode code,
+			    const char *reason)
+{
+	Imgw__SyncResult res = IMGW__SYNC_RESULT__INIT;
+
+	res.code = code;
+	res.reason = (char *)reason;
+	res.session_id = session_id;
+	msg_reply(l, request_id, up, OP_SYNC_RESULT, &res.base);
+}
+
+/* Points pushes[i] at the stored messages, stopping at the byte budget.
+ * Returns how many messages were taken. */
+static size_t msg_sync_fill(const struct store_message *msgs, size_t n,
+			    Imgw__Push *pushes, Imgw__Push **ptrs)
+{
+	size_t bytes = 0, i;
+
+	for (i = 0; i < n; i++) {
+		const struct store_message *m = &msgs[i];
+		Imgw__Push *p = &pushes[i];
+
+		if (i > 0 && bytes + m->payload_len > MSG_SYNC_BYTES_BUDGET)
+			break;
+		bytes += m->payload_len;
+		imgw__push__init(p);
+		p->session_id = m->session_id;
+		p->seq = m->seq;
+		p->sender = m->sender;
+		p->sender_device = m->sender_device;
+		p->time_ms = m->time_ms;
+		p->payload.data = m->payload;
+		p->payload.len = m->payload_len;
+		p->client_msg_id = m->client_msg_id;
+		p->type = IMGW__SESSION_TYPE__SESSION_TYPE_NORMAL;
+		ptrs[i] = p;
+	}
+	return i;
+}
+
+/* Reads the messages of a SYNC and replies. Returns 0 or a negative errno
+ * before anything was sent. */
+static int msg_sync_reply(struct bizsvr *bz, struct link *l,
+			  uint32_t request_id, const Imgw__Upstream *up,
+			  const struct session *s, uint64_t from,
+			  unsigned int limit)
+{
+	Imgw__SyncResult res = IMGW__SYNC_RESULT__INIT;
+	struct store_message *msgs = NULL;
+	Imgw__Push *pushes = NULL;
+	Imgw__Push **ptrs = NULL;
+	size_t n = 0;
+	int err;
+
+	/* One row past the limit tells whether there are more. */
+	err = store_messages_range(bz->store, s->id, from, limit + 1, &msgs,
+				   &n);
+	if (err < 0)
+		return err;
+	pushes = calloc(n ? n : 1, sizeof(*pushes));
+	ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+	if (!pushes || !ptrs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	res.code = IMGW__ERROR_CODE__ERROR_NONE;
+	res.session_id = s->id;
+	res.last_seq = s->last_seq;
+	res.n_messages = msg_sync_fill(msgs, n < limit ? n : limit, pushes,
+				       ptrs);
+	res.messages = ptrs;
+	res.more = n > res.n_messages;
+	msg_reply(l, request_id, up, OP_SYNC_RESULT, &res.base);
+	bz->stats.syncs++;
+out:
+	free(ptrs);
+	free(pushes);
+	store_messages_free(msgs, n);
+	return err;
+}
+
+static void msg_handle_sync(struct bizsvr *bz, struct link *l,
+			    uint32_t request_id, const Imgw__Upstream *up,
+			    const Imgw__SyncRequest *req)
+{
+	const char *user = up->device->user_id;
+	unsigned int limit = bz->cfg->sync_limit;
+	struct session *s;
+	int err;
+
+	s = session_get(bz->sessions, req->session_id);
+	if (!s) {
+		err = errno;
+		if (err != ENOENT)
+			pr_error("msg: loading session %llu for a SYNC of %s failed: %s",
+				 (unsigned long long)req->session_id, user,
+				 strerror(err));
+		msg_sync_reject(bz, l, request_id, up, req->session_id,
+				err == ENOENT ? IMGW__ERROR_CODE__ERROR_NO_SESSION :
+				IMGW__ERROR_CODE__ERROR_INTERNAL,
+				err == ENOENT ? "no such session" :
+				"session unavailable");
+		return;
+	}
+	if (!session_is_member(s, user)) {
+		msg_sync_reject(bz, l, request_id, up, s->id,
+				IMGW__ERROR_CODE__ERROR_NOT_MEMBER,
+				"not a member of the session");
+		return;
+	}
+	if (req->limit && req->limit < limit)
+		limit = req->limit;
+	err = msg_sync_reply(bz, l, request_id, up, s,
+			     req->from_seq ? req->from_seq : 1, limit);
+	if (err < 0) {
+		pr_error("msg: SYNC of session %llu for %s failed: %s",
+			 (unsigned long long)s->id, user, strerror(-err));
+		msg_sync_reject(bz, l, request_id, up, s->id,
+				IMGW__ERROR_CODE__ERROR_INTERNAL,
+				"store failed");
+	}
+}
+
+/* Checks that the connection of up is the one recorded online, so a kicked
+ * or closed connection cannot act for the device. */
+static int msg_origin_online(struct bizsvr *bz, struct link *l,
+			     const Imgw__Device *dev)
+{
+	struct presence_device *d;
+
+	d = presence_find(bz->presence, dev->user_id, dev->device_id);
+	return d && d->conn_id == dev->conn_id &&
+	       strcmp(d->node->node_id, link_node_id(l)) == 0;
+}
+
+static void msg_dispatch(struct bizsvr *bz, struct link *l,
+			 uint32_t request_id, const Imgw__Upstream *up)
+{
+	const ProtobufCBinaryData *body = &up->body;
+	Imgw__SendRequest *send;
+	Imgw__SyncRequest *sync;
+
+	if (up->op == OP_SEND) {
+		send = imgw__send_request__unpack(NULL, body->len, body->data);
+		if (send) {
+			msg_handle_send(bz, l, request_id, up, send);
+			imgw__send_request__free_unpacked(send, NULL);
+			return;
+		}
+	} else if (up->op == OP_SYNC) {
+		sync = imgw__sync_request__unpack(NULL, body->len, body->data);
+		if (sync) {
+			msg_handle_sync(bz, l, request_id, up, sync);
+			imgw__sync_request__free_unpacked(sync, NULL);
+			return;
+		}
+	} else {
+		pr_warn("msg: UPSTREAM with op %u from node %s conn %llu is not served, replying ERROR",
+			up->op, link_node_id(l),
+			(unsigned long long)up->device->conn_id);
+		msg_reply_error(l, request_id, up,
+				IMGW__ERROR_CODE__ERROR_UNKNOWN_OP,
+				"op not served by the business daemon");
+		return;
+	}
+	pr_warn("msg: undecodable %s body (%zu bytes) from node %s conn %llu, replying ERROR",
+		frame_op_name(up->op), body->len, link_node_id(l),
+		(unsigned long long)up->device->conn_id);
+	msg_reply_error(l, request_id, up, IMGW__ERROR_CODE__ERROR_BAD_BODY,
+			"undecodable request body");
+}
+
+void msg_handle_upstream(struct bizsvr *bz, struct link *l,
+			 uint32_t request_id, const uint8_t *body, size_t len)
+{
+	Imgw__Upstream *up = imgw__upstream__unpack(NULL, len, body);
+
+	if (!up || !up->device || !bizsvr_valid_id(up->device->user_id)) {
+		/* Without a device there is no connection to reply to. */
+		pr_warn("msg: invalid UPSTREAM body (%zu bytes) from node %s, dropping it",
+			len, link_node_id(l));
+		imgw__upstream__free_unpacked(up, NULL);
+		return;
+	}
+	if (!msg_origin_online(bz, l, up->device)) {
+		pr_info("msg: UPSTREAM %s from %s/%s conn %llu on node %s, which is not online there; replying ERROR",
+			frame_op_name(up->op) ? frame_op_name(up->op) : "?",
+			up->device->user_id, up->device->device_id,
+			(unsigned long long)up->device->conn_id,
+			link_node_id(l));
+		msg_reply_error(l, request_id, up,
+				IMGW__ERROR_CODE__ERROR_NOT_LOGGED_IN,
+				"connection is not logged in");
+	} else {
+		msg_dispatch(bz, l, request_id, up);
+	}
+	imgw__upstream__free_unpacked(up, NULL);
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The send pipeline: checks, storage with a sequence number, the sender's
+ * result, then fan-out to the members' online devices with one DELIVER frame
+ * per gateway node. Client SEND and SYNC arrive through msg_handle_upstream()
+ * (handlers.h); the admin API posts through msg_post().
+ */
+#ifndef BIZSVR_MSG_H
+#define BIZSVR_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bizsvr.h"
+
+/* Who sent a message. node_id is NULL for messages from the admin API. */
+struct msg_origin {
+	const char *user_id;
+	const char *device_id;
+	const char *node_id;
+	uint64_t conn_id;
+};
+
+/*
+ * Stores a message in s and, unless it is a duplicate of client_msg_id,
+ * pushes it to every online device of every member except the origin's
+ * connection. Returns 0 with res filled, or a negative errno from the store
+ * (nothing was pushed then).
+ */
+int msg_post(struct bizsvr *bz, struct session *s,
+	     const struct msg_origin *from, const char *client_msg_id,
+	     const uint8_t *payload, size_t len,
+	     struct store_append_result *res);
+
+#endif
