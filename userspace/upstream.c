@@ -94,36 +94,27 @@ static void pending_fail_all(struct upstream *up)
 	}
 }
 
-static void upstream_schedule_retry(struct upstream *up)
+/* Drops the link, answers the AUTHs in flight and schedules a reconnect. */
+static void upstream_drop(struct upstream *up, const char *reason)
 {
 	struct timeval tv = {
 		.tv_sec = up->backoff_ms / 1000,
 		.tv_usec = (up->backoff_ms % 1000) * 1000,
 	};
 
-	pr_info("reconnecting to bizsvr %s in %u ms", up->gw->cfg.bizsvr,
-		up->backoff_ms);
-	evtimer_add(up->retry_timer, &tv);
-	up->backoff_ms *= 2;
-	if (up->backoff_ms > UPSTREAM_BACKOFF_MAX_MS)
-		up->backoff_ms = UPSTREAM_BACKOFF_MAX_MS;
-}
-
-static void upstream_drop(struct upstream *up, const char *reason)
-{
-	if (up->state == UPSTREAM_CONNECTING)
-		pr_warn("connecting to bizsvr %s failed: %s",
-			up->gw->cfg.bizsvr, reason);
-	else
-		pr_warn("link to bizsvr %s down: %s", up->gw->cfg.bizsvr,
-			reason);
+	pr_warn("%s bizsvr %s: %s; reconnecting in %u ms",
+		up->state == UPSTREAM_CONNECTING ? "cannot connect to" :
+		"link down to", up->gw->cfg.bizsvr, reason, up->backoff_ms);
 	up->state = UPSTREAM_DOWN;
 	if (up->bev) {
 		bufferevent_free(up->bev);
 		up->bev = NULL;
 	}
 	pending_fail_all(up);
-	upstream_schedule_retry(up);
+	evtimer_add(up->retry_timer, &tv);
+	up->backoff_ms *= 2;
+	if (up->backoff_ms > UPSTREAM_BACKOFF_MAX_MS)
+		up->backoff_ms = UPSTREAM_BACKOFF_MAX_MS;
 }
 
 static void retry_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -131,6 +122,7 @@ static void retry_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct upstream *up = arg;
 
 	up->gw->stats.upstream_reconnects++;
+	pr_debug("reconnecting to bizsvr %s", up->gw->cfg.bizsvr);
 	upstream_connect(up);
 }
 
