@@ -30,7 +30,7 @@ SUPER_SAME_AS_PROTO(SUPER_TYPE_DEMOTE,
 
 /* struct super_peer flags */
 #define PEER_ACKED 0x1     /* acknowledged the current epoch */
-#define PEER_SENT 0x2      /* got the transition since the epoch or node reset */
+#define PEER_SENT 0x2      /* got the transition since epoch or node reset */
 #define PEER_MAY_CACHE 0x4 /* got an upgrade and no acknowledged demote since */
 
 /* struct super_entry flags */
@@ -62,7 +62,7 @@ struct super_entry {
 
 struct super_node {
 	uint8_t up;
-	uint8_t known;              /* boot_id holds the last registration's id */
+	uint8_t known;              /* boot_id is the last registration's id */
 	char boot_id[SUPER_BOOT_ID_MAX + 1];
 };
 
@@ -323,7 +323,7 @@ static unsigned int entry_pending_nodes(const struct super_table *table,
 	return pending;
 }
 
-/* Returns whether e holds nothing the rules or the gateways still need. */
+/* Returns whether the rules and the gateways need nothing more from e. */
 static int entry_idle(const struct super_table *table,
 		      const struct super_entry *e, int64_t now_ms)
 {
@@ -354,6 +354,12 @@ static int entry_settle(struct super_table *table, struct super_entry *e,
 		table->stats.convergence_ms_sum += now_ms - e->pending_since_ms;
 	if (e->type != SUPER_TYPE_NORMAL)
 		return 0;
+	/*
+	 * XXX: A node that was down when the demote converged never gets the
+	 * demote, so a gateway that kept its cache over the link loss keeps it
+	 * until a later upgrade replaces it. Gateways must drop every super
+	 * cache when their daemon link drops.
+	 */
 	entry_drop_peers(table, e);
 	if (!entry_idle(table, e, now_ms))
 		return 0;
@@ -390,7 +396,7 @@ static void peer_reset(struct super_peer *p, enum super_type type,
 
 /*
  * Moves e to target with a new epoch; every node must acknowledge again.
- * Returns 1 when e was freed (a demote that nobody had to act on), 0, or
+ * Returns 1 when e was freed (a demote no node had to act on), 0, or
  * -ENOMEM with e unchanged.
  */
 static int entry_transition(struct super_table *table, struct super_entry *e,
@@ -588,7 +594,7 @@ static int ack_classify(const struct super_table *table,
 	p = &e->peers[node];
 	if (p->flags & PEER_ACKED)
 		return SUPER_ACK_DUPLICATE;
-	/* Not sent to this registration of the node: it cannot be its answer. */
+	/* Never sent to this registration of the node, so not a reply to it. */
 	if (!(p->flags & PEER_SENT))
 		return SUPER_ACK_STALE;
 	return SUPER_ACK_ACCEPTED;

@@ -21,7 +21,7 @@
 #define SUPER_RATE_SLOTS 10
 /* Upper bound for max_nodes in super_table_new(). */
 #define SUPER_MAX_NODES 4096
-/* Longest boot id super_node_up() accepts, in bytes. */
+/* Maximum length of a boot id for super_node_up(), in bytes. */
 #define SUPER_BOOT_ID_MAX 64
 
 /* Same values as imgw.SessionType in proto/imgw.proto. */
@@ -68,10 +68,10 @@ struct super_rules {
 #define SUPER_DEFAULT_RETRY_MS 2000
 #define SUPER_DEFAULT_MAX_NODES 256
 
-/* What to send to one gateway for the next message of a session. */
+/* Frame type and epoch for the next message of a session to one gateway. */
 struct super_plan {
 	enum super_type type;
-	uint32_t epoch;     /* the session's current epoch */
+	uint32_t epoch;     /* the session's epoch (the origin without entry) */
 	int with_devices;   /* 1 unless type is SUPER_TYPE_SUPER */
 	int retry;          /* 1 when this re-sends an unacknowledged change */
 };
@@ -145,10 +145,10 @@ int super_set_rules(struct super_table *table, const struct super_rules *rules);
 
 /*
  * Sets the epoch that new entries start from. Epochs only grow per session,
- * and a freed entry raises the origin to its last epoch, so a session that
- * gets a new entry never reuses an epoch whose acks may still be in flight.
- * Seeding it randomly at daemon start keeps acks meant for a previous
- * daemon process from matching.
+ * and a freed entry raises the origin to its last epoch, so a new entry of
+ * the same session does not reuse an epoch whose acks may be in flight
+ * (unless 2^31 transitions pass in between). Seeding it randomly at daemon
+ * start keeps acks meant for a previous daemon process from matching.
  */
 void super_set_epoch_origin(struct super_table *table, uint32_t epoch);
 
@@ -188,8 +188,8 @@ int super_unpin(struct super_table *table, uint64_t session_id);
  * Fills plan with what to send to node for the next message of a session,
  * and records the send: a pending node gets the transition (counted as a
  * retry when it went out before in this epoch). All frames to one gateway
- * travel on one ordered link, so the type planned at send time is the type
- * the gateway sees, in that order. Returns 0, -EINVAL for a node index out
+ * travel on one ordered link, so the gateway receives them in the order
+ * they were planned. Returns 0, -EINVAL for a node index out
  * of range, or -ENOTCONN for a node that is down (send it nothing).
  */
 int super_plan(struct super_table *table, uint64_t session_id,
@@ -199,19 +199,22 @@ int super_plan(struct super_table *table, uint64_t session_id,
  * Records a gateway's acknowledgement of a transition (acked_type is
  * SUPER_TYPE_UPGRADE or SUPER_TYPE_DEMOTE) and returns an enum
  * super_ack_result. A demote that becomes converged frees the session's
- * per-node state, and the entry too when it holds nothing else the rules
- * need.
+ * per-node state, and the entry too when the rules need nothing else from
+ * it (see super_sweep()).
  */
 int super_ack(struct super_table *table, uint64_t session_id,
 	      unsigned int node, uint32_t epoch, enum super_type acked_type,
 	      int64_t now_ms);
 
 /*
- * Registers node with boot_id. Every tracked session must send its
- * transition to the node again; with a boot id other than the last one the
- * node lost its caches too, so a pending demote counts as done and a super
- * session needs a fresh upgrade. Returns 0 or -EINVAL (node out of range,
- * boot_id NULL, empty or longer than SUPER_BOOT_ID_MAX).
+ * Registers node with boot_id. Every tracked session sends its transition
+ * to the node again, even with the same boot id, because acks may have been
+ * lost with the old link. A boot id other than the last one also means a
+ * new process without caches, so a pending demote counts as done. The
+ * daemon must call this and super_node_down() for the node's current link
+ * only: a late close of a replaced link must not mark the node down.
+ * Returns 0 or -EINVAL (node out of range, boot_id NULL, empty or longer
+ * than SUPER_BOOT_ID_MAX).
  */
 int super_node_up(struct super_table *table, unsigned int node,
 		  const char *boot_id, int64_t now_ms);

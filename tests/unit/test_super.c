@@ -1228,7 +1228,7 @@ static void test_random_events_converge(void **state)
 	assert_true(total.acks_stale > 0);
 	assert_true(total.retries > 100);
 	assert_true(total.convergences > 100);
-	print_message("random runs: %llu upgrades, %llu demotes, %llu acks accepted, %llu stale, %llu retries\n",
+	print_message("random: %llu up, %llu down, %llu acked, %llu stale, %llu retries\n",
 		      (unsigned long long)total.upgrades,
 		      (unsigned long long)total.demotes,
 		      (unsigned long long)total.acks_accepted,
