@@ -2,7 +2,7 @@
 /*
  * Client frame handling: parsing frames from a client connection, login
  * through the business daemon, heartbeats, forwarding SEND and SYNC
- * upstream, and the daemon's answers that concern one client (AUTH_RESULT,
+ * upstream, and the daemon's frames that concern one client (AUTH_RESULT,
  * REPLY, KICK_DEVICE).
  */
 #ifndef IMGW_USERSPACE_CLIENT_H
@@ -28,7 +28,7 @@ int client_on_auth_result(struct gateway *gw, uint64_t conn_id,
 			  uint32_t request_id, uint32_t client_request_id,
 			  const Imgw__LoginResult *result);
 
-/* Answers the login of c with ERROR_UNAVAILABLE and closes c. */
+/* Sends LOGIN_RESULT ERROR_UNAVAILABLE for c's login and closes c. */
 void client_login_unavailable(struct conn *c);
 
 /* Queues the client frame a REPLY carries on its connection, if it lives. */

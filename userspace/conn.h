@@ -13,7 +13,7 @@
 
 #include <uthash.h>
 
-/* Longest user id, device id and platform name a client may log in with. */
+/* Maximum bytes of the user id, device id and platform of a login. */
 #define CONN_MAX_ID_LEN 128
 /* "[address]:port" of an IPv6 peer plus the terminating NUL. */
 #define CONN_PEER_LEN 64
@@ -45,7 +45,7 @@ struct conn {
 	size_t device_key_len;
 	/* Gateway request id of the AUTH in flight, 0 when none. */
 	uint32_t auth_request_id;
-	/* Client request id of the LOGIN being answered. */
+	/* Client request id of the LOGIN in progress. */
 	uint32_t login_request_id;
 	/* Login deadline, then heartbeat deadline. */
 	struct event *idle_timer;

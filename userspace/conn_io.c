@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Client sockets; see conn_io.h. A connection is freed only from its
- * close_timer callback, so a struct conn stays valid for the rest of the
- * loop pass in which it was closed, even when a caller holds a list of them.
+ * Client sockets; see conn_io.h. Outside shutdown, a connection is freed only
+ * from its close_timer callback, so a struct conn stays valid for the rest of the
+ * loop pass in which it was closed, even when a caller keeps a list of them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -137,7 +137,7 @@ void conn_close(struct conn *c, const char *reason, int flush)
 		schedule_free(c);
 		return;
 	}
-	/* Keep reading (and discarding) so the peer never sees a RST. */
+	/* Keep reading (and discarding) so the peer does not receive a RST. */
 	c->close_on_drain = 1;
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	evtimer_add(c->close_timer,
@@ -228,7 +228,8 @@ static int conn_setup_bev(struct conn *c)
 	c->bev = bufferevent_socket_new(gw->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev)
 		return -ENOMEM;
-	/* The whole backlog goes out in one writev per loop pass. */
+	/* The backlog goes out in one writev per loop pass, up to out_cap
+	 * bytes and libevent's iovec limit. */
 	if (max_write > EV_SSIZE_MAX)
 		max_write = EV_SSIZE_MAX;
 	bufferevent_set_max_single_write(c->bev, (ev_ssize_t)max_write);

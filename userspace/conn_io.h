@@ -38,8 +38,8 @@ int conn_send_raw(struct conn *c, unsigned int op, uint32_t request_id,
 int conn_commit_frame(struct conn *c);
 
 /*
- * Closes c: takes it out of the device index, tells the daemon when it was
- * logged in, and frees it on a later loop pass. With flush set the queued
+ * Closes c: takes it out of the device index, sends PRESENCE offline when it
+ * was logged in, and frees it on a later loop pass. With flush set the queued
  * output is sent first, for at most CONN_CLOSE_LINGER_SEC seconds. The
  * struct stays valid until the caller returns to the event loop.
  */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * imgw, the push gateway: holds client TCP connections, logs clients in
+ * imgw, the push gateway: keeps client TCP connections, logs clients in
  * through the business daemon, delivers its pushes and forwards client
  * requests to it. main() wires the modules to one libevent loop and tears
  * everything down on SIGTERM or SIGINT.

@@ -2,8 +2,8 @@
 /*
  * The link to the business daemon; see upstream.h. The link is "up" only
  * after the daemon accepted REGISTER: until then clients get
- * ERROR_UNAVAILABLE, and when it drops every AUTH in flight is answered
- * that way. Logged-in clients stay connected across a drop and are listed
+ * ERROR_UNAVAILABLE, and when it drops the client of every AUTH in flight
+ * receives ERROR_UNAVAILABLE too. Logged-in clients stay connected across a drop and are listed
  * again in the next REGISTER.
  */
 #include <errno.h>
@@ -79,7 +79,7 @@ static void pending_free(struct upstream *up, struct upstream_pending *p)
 	free(p);
 }
 
-/* Answers every AUTH in flight with ERROR_UNAVAILABLE. */
+/* Sends ERROR_UNAVAILABLE to the client of every AUTH in flight. */
 static void pending_fail_all(struct upstream *up)
 {
 	struct upstream_pending *p, *tmp;
@@ -94,7 +94,7 @@ static void pending_fail_all(struct upstream *up)
 	}
 }
 
-/* Drops the link, answers the AUTHs in flight and schedules a reconnect. */
+/* Drops the link, fails the AUTHs in flight and schedules a reconnect. */
 static void upstream_drop(struct upstream *up, const char *reason)
 {
 	struct timeval tv = {
@@ -162,7 +162,7 @@ static int upstream_register(struct upstream *up)
 	msg.boot_id = up->gw->boot_id;
 	msg.n_devices = n;
 	msg.devices = ptrs;
-	/* XXX: REGISTER is one frame, so a node with more logged-in devices than fit in FRAME_HARD_MAX_BODY (about 200,000) cannot register. */
+	/* XXX: REGISTER is one frame, so a node with more logged-in devices than fit in FRAME_HARD_MAX_BODY (an estimate: about 200,000 at 80 bytes each) cannot register. */
 	err = upstream_send(up, OP_REGISTER, 0, &msg.base);
 	if (!err)
 		pr_info("sent REGISTER to bizsvr %s: node id %s, %zu devices",
