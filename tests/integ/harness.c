@@ -214,7 +214,7 @@ static void gw_spawn(struct harness *h, struct daemon_proc *d)
 	spawn(d, argv);
 }
 
-/* Fails the test when d has exited; status is its wait status. */
+/* Fails the test when d has exited. */
 static void check_alive(struct daemon_proc *d)
 {
 	int status;
@@ -231,8 +231,8 @@ static void check_alive(struct daemon_proc *d)
 		     d->name, WTERMSIG(status));
 }
 
-/* Returns 1 when d's /healthz says ok (and, for a gateway, upstream is as
- * wanted: up = 1 for "up", 0 for "down", -1 for either). */
+/* Returns 1 when d's /healthz reports status "ok" and, for a gateway, the
+ * expected upstream state: up = 1 for "up", 0 for "down", -1 for either. */
 static int healthy(struct daemon_proc *d, int up)
 {
 	char path[] = "/healthz", *body = NULL;
@@ -260,6 +260,7 @@ static int healthy(struct daemon_proc *d, int up)
 
 static void wait_healthy(struct daemon_proc *d, int up)
 {
+	static const char *const upstream_names[] = { "any", "down", "up" };
 	uint64_t deadline = client_now_ms(1) + HARNESS_START_MS;
 
 	for (;;) {
@@ -267,9 +268,9 @@ static void wait_healthy(struct daemon_proc *d, int up)
 		if (healthy(d, up))
 			return;
 		H_CHECK(client_now_ms(1) < deadline,
-			"%s not healthy (upstream %s) within %d ms on http port %u",
-			d->name, up < 0 ? "any" : up ? "up" : "down",
-			HARNESS_START_MS, d->http_port);
+			"%s not healthy (expected upstream: %s) within %d ms on http port %u",
+			d->name, upstream_names[up + 1], HARNESS_START_MS,
+			d->http_port);
 		sleep_ms(50);
 	}
 }
@@ -448,7 +449,7 @@ void harness_stop(struct harness *h)
 
 	if (!h)
 		return;
-	/* Gateways first, so bizsvr also sees its links close. */
+	/* Gateways first, so bizsvr also handles their links closing. */
 	for (int i = 0; i < h->gw_count; i++)
 		if (!reap(&h->gw[i], SIGTERM, 1)) {
 			print_log_tail(&h->gw[i]);

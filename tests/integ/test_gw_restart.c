@@ -3,7 +3,7 @@
  * Gateway restart: a gateway is killed (SIGKILL, and SIGTERM) while messages
  * flow and started again on the same ports. Its clients reconnect, log in
  * and sync from the last seq they saw; per client, the union of pushes and
- * synced messages holds every acknowledged message exactly once.
+ * synced messages contains every acknowledged message exactly once.
  */
 #include <errno.h>
 #include <signal.h>

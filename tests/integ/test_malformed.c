@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Malformed input, each case on a fresh connection: the gateway answers with
+ * Malformed input, each case on a fresh connection: the gateway replies with
  * the documented ERROR or LOGIN_RESULT code and closes that connection, and
  * after every case an already logged-in pair of clients still sends and
  * receives.

@@ -87,6 +87,8 @@ static void test_slow_reader_closed(void **state)
 	H_CHECK(err == 0,
 		"slow reader still open after %zu of %d pushes, expected a close at out-cap %d",
 		slow->push_count, PUSHES, OUT_CAP);
+	print_message("slow reader got %zu of %d pushes before the close\n",
+		      slow->push_count, PUSHES);
 	H_CHECK(slow->push_count < PUSHES,
 		"slow reader got all %d pushes, expected the gateway to close it",
 		PUSHES);
