@@ -1008,10 +1008,17 @@ static void demo_second_cb(evutil_socket_t fd, short what, void *arg)
 	d->last_report_deliveries = d->st.deliveries;
 }
 
+/* The first signal ends the send phase early but still waits for results,
+ * so the figures stay exact. A second one stops at once. */
 static void demo_signal_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct demo *d = arg;
 
+	if (d->phase == PHASE_SEND) {
+		fprintf(stderr, "imgw-demo: interrupted, stopping the send phase early\n");
+		demo_start_drain(d);
+		return;
+	}
 	fprintf(stderr, "imgw-demo: interrupted, printing the figures so far\n");
 	demo_finish(d);
 }
@@ -1088,7 +1095,7 @@ static void demo_print_json(struct demo *d)
 			"errors", (json_int_t)st->errors,
 			"delivery_latency", latency_json(&d->st.delivery_lat),
 			"ack_latency", latency_json(&d->st.ack_lat));
-	text = out ? json_dumps(out, JSON_INDENT(2)) : NULL;
+	text = out ? json_dumps(out, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
 	if (text)
 		printf("%s\n", text);
 	free(text);
@@ -1111,7 +1118,7 @@ static void demo_print_table(struct demo *d)
 	printf("imgw-demo: %d users, %d sessions (%d big of %d), %.0f msg/s for %.1f s\n",
 	       d->opt.users, d->session_count, d->opt.big_groups,
 	       d->opt.big_size, d->opt.rate, secs);
-	printf("  clients online        %10" PRIu64 "   login failures %" PRIu64
+	printf("  clients logged in     %10" PRIu64 "   login failures %" PRIu64
 	       ", disconnects %" PRIu64 "\n", st->logins_ok, st->logins_failed,
 	       st->disconnects);
 	printf("  messages sent         %10" PRIu64 "   (%.1f/s)\n", st->sent,
@@ -1123,8 +1130,8 @@ static void demo_print_table(struct demo *d)
 	printf("  expected deliveries   %10" PRIu64 "\n", st->expected);
 	printf("  missing               %10" PRIu64 "\n", st->missing);
 	printf("  duplicates            %10" PRIu64 "\n", st->duplicates);
-	printf("  to the sender, unknown%10" PRIu64 " %" PRIu64 "\n",
-	       st->self_deliveries, st->unknown_deliveries);
+	printf("  pushed to the sender  %10" PRIu64 "\n", st->self_deliveries);
+	printf("  unknown pushes        %10" PRIu64 "\n", st->unknown_deliveries);
 	printf("  latency (ms)              p50      p90      p99    p99.9      max\n");
 	print_latency_row("delivery", &st->delivery_lat);
 	print_latency_row("ack", &st->ack_lat);
@@ -1148,6 +1155,14 @@ static int demo_report(struct demo *d)
 		fprintf(stderr, "imgw-demo: FAILED: no message was acknowledged\n");
 		return 1;
 	}
+	/* Clients that went away and sends without a result were not checked. */
+	if (d->pending || d->st.disconnects || d->st.logins_failed) {
+		fprintf(stderr, "imgw-demo: FAILED: the check is incomplete: %" PRIu64
+			" sends without a result, %" PRIu64 " disconnects, %" PRIu64
+			" login failures\n", d->pending, d->st.disconnects,
+			d->st.logins_failed);
+		return 1;
+	}
 	return 0;
 }
 
@@ -1167,7 +1182,9 @@ static void usage(FILE *out)
 		"  --duration SEC        length of the send phase (default 15)\n"
 		"  --seed N              random seed (default: time and pid)\n"
 		"  --prefix TEXT         user and session name prefix (default \"u\")\n"
-		"  --json                print the figures as JSON\n",
+		"  --json                print the figures as JSON\n"
+		"exits 1 when a delivery was missing or duplicated, a send got no result,\n"
+		"or a client failed to log in or was disconnected\n",
 		ADMIN_DEFAULT_URL, DEMO_SMALL_MIN, DEMO_SMALL_MAX);
 }
 
