@@ -141,6 +141,8 @@ static void print_message(const char *prefix, const Imgw__Push *p)
 	putchar('\n');
 }
 
+/* XXX: The list is the login result plus sessions seen since, so a group
+ * this user joins later appears only after its first push. */
 static void cli_print_sessions(struct cli *cli)
 {
 	if (cli->session_count == 0)
