@@ -459,7 +459,8 @@ void harness_stop(struct harness *h)
 		print_log_tail(&h->biz);
 		clean = 0;
 	}
-	if (clean)
+	/* IMGW_TEST_KEEP=1 keeps the logs of passing tests for reading. */
+	if (clean && !getenv("IMGW_TEST_KEEP"))
 		remove_dir(h->dir);
 	else
 		fprintf(stderr, "--- test dir kept: %s\n", h->dir);

@@ -186,6 +186,10 @@ int tc_wait_op(struct tclient *t, unsigned int op, uint32_t request_id,
  * negative errno. session_id 0 with to_user set sends one-to-one. */
 int tc_send(struct tclient *t, uint64_t session_id, const char *to_user,
 	    const char *payload, Imgw__SendResult **res);
+/* As tc_send(), with the given client_msg_id (retries reuse it). */
+int tc_send_id(struct tclient *t, uint64_t session_id, const char *to_user,
+	       const char *client_msg_id, const char *payload,
+	       Imgw__SendResult **res);
 /* Sends payload to a session, requires success and returns the seq. */
 uint64_t tc_send_ok(struct tclient *t, uint64_t session_id,
 		    const char *payload);

@@ -229,21 +229,19 @@ int tc_wait_op(struct tclient *t, unsigned int op, uint32_t request_id,
 	}
 }
 
-int tc_send(struct tclient *t, uint64_t session_id, const char *to_user,
-	    const char *payload, Imgw__SendResult **res)
+int tc_send_id(struct tclient *t, uint64_t session_id, const char *to_user,
+	       const char *client_msg_id, const char *payload,
+	       Imgw__SendResult **res)
 {
 	Imgw__SendRequest req = IMGW__SEND_REQUEST__INIT;
 	struct client_frame f;
-	char msg_id[32];
 	int64_t rid;
 	int err;
 
 	*res = NULL;
-	snprintf(msg_id, sizeof(msg_id), "%lx-%llx", (long)random(),
-		 (unsigned long long)client_now_ms(0));
 	req.session_id = session_id;
 	req.to_user = (char *)(to_user ? to_user : "");
-	req.client_msg_id = msg_id;
+	req.client_msg_id = (char *)client_msg_id;
 	req.payload.data = (uint8_t *)payload;
 	req.payload.len = strlen(payload);
 	rid = client_send(t->c, OP_SEND, &req.base);
@@ -258,6 +256,17 @@ int tc_send(struct tclient *t, uint64_t session_id, const char *to_user,
 	H_CHECK(*res != NULL, "%s/%s: SEND_RESULT body does not decode",
 		t->user, t->device);
 	return 0;
+}
+
+int tc_send(struct tclient *t, uint64_t session_id, const char *to_user,
+	    const char *payload, Imgw__SendResult **res)
+{
+	static unsigned int counter;
+	char msg_id[48];
+
+	/* Unique per test process: the daemon dedupes on (sender, id). */
+	snprintf(msg_id, sizeof(msg_id), "m-%d-%u", (int)getpid(), ++counter);
+	return tc_send_id(t, session_id, to_user, msg_id, payload, res);
 }
 
 uint64_t tc_send_ok(struct tclient *t, uint64_t session_id,

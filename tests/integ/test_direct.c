@@ -143,6 +143,22 @@ static void test_direct_rejects(void **state)
 		res->code, IMGW__ERROR_CODE__ERROR_BAD_REQUEST);
 	imgw__send_result__free_unpacked(res, NULL);
 
+	/* A payload over bizsvr's --max-payload (32768 bytes). */
+	{
+		char *big = malloc(h->max_payload + 2);
+
+		H_CHECK(big != NULL, "out of memory");
+		memset(big, 'x', h->max_payload + 1);
+		big[h->max_payload + 1] = '\0';
+		err = tc_send(alice, sid, NULL, big, &res);
+		free(big);
+		H_CHECK(err == 0, "oversized send failed: %s", strerror(-err));
+		H_CHECK(res->code == IMGW__ERROR_CODE__ERROR_TOO_LARGE,
+			"payload of max_payload + 1 bytes: code %d, expected ERROR_TOO_LARGE (%d)",
+			res->code, IMGW__ERROR_CODE__ERROR_TOO_LARGE);
+		imgw__send_result__free_unpacked(res, NULL);
+	}
+
 	/* The connections stay usable after rejected sends. */
 	H_CHECK(tc_heartbeat(alice, HARNESS_WAIT_MS) == 0,
 		"alice: no HEARTBEAT_ACK after rejected sends");
@@ -177,11 +193,63 @@ static void test_direct_rejects(void **state)
 	tc_free(carol);
 }
 
+static void test_direct_retry_once(void **state)
+{
+	struct harness *h = harness_start(1, NULL);
+	struct tclient *alice, *bob;
+	Imgw__SendResult *res;
+	uint64_t sid, seq, next;
+	int err;
+
+	alice = tc_login(h, 0, "alice", "phone");
+	bob = tc_login(h, 0, "bob", "phone");
+	sid = send_direct(alice, "bob", "open", &seq);
+	tc_wait_push(bob, sid, seq, HARNESS_WAIT_MS);
+
+	err = tc_send_id(alice, sid, NULL, "retry-1", "only once", &res);
+	H_CHECK(err == 0 && res->code == IMGW__ERROR_CODE__ERROR_NONE,
+		"first send of retry-1 failed: %s, code %d", strerror(-err),
+		res ? (int)res->code : -1);
+	seq = res->seq;
+	imgw__send_result__free_unpacked(res, NULL);
+
+	/* The retry with the same client_msg_id gets the same seq. */
+	err = tc_send_id(alice, sid, NULL, "retry-1", "only once", &res);
+	H_CHECK(err == 0 && res->code == IMGW__ERROR_CODE__ERROR_NONE,
+		"retry of retry-1 failed: %s, code %d", strerror(-err),
+		res ? (int)res->code : -1);
+	H_CHECK(res->seq == seq, "retry got seq %llu, expected the first seq %llu",
+		(unsigned long long)res->seq, (unsigned long long)seq);
+	H_CHECK(strcmp(res->client_msg_id, "retry-1") == 0,
+		"SEND_RESULT client_msg_id \"%s\", expected \"retry-1\"",
+		res->client_msg_id);
+	imgw__send_result__free_unpacked(res, NULL);
+
+	/* The next message takes the next seq: the retry stored nothing. */
+	next = tc_send_ok(alice, sid, "next");
+	H_CHECK(next == seq + 1, "seq after a retry %llu, expected %llu",
+		(unsigned long long)next, (unsigned long long)seq + 1);
+	H_CHECK(tc_wait_push(bob, sid, next, HARNESS_WAIT_MS) >= 0,
+		"bob did not get seq %llu", (unsigned long long)next);
+	{
+		size_t copies = 0;
+
+		for (size_t i = 0; i < bob->push_count; i++)
+			copies += bob->pushes[i].seq == seq;
+		H_CHECK(copies == 1, "bob got seq %llu %zu times, expected once",
+			(unsigned long long)seq, copies);
+	}
+	tc_free(alice);
+	tc_free(bob);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_direct_push, harness_teardown),
 		cmocka_unit_test_teardown(test_direct_rejects,
+					  harness_teardown),
+		cmocka_unit_test_teardown(test_direct_retry_once,
 					  harness_teardown),
 	};
 
