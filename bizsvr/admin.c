@@ -513,7 +513,7 @@ static void admin_session_message(struct admin_req *r, struct session *s)
 	body = http_read_json(r->req);
 	if (!body)
 		return;
-	/* The sender need not be a member: this is the server speaking. */
+	/* The sender need not be a member because the server posts the message. */
 	sender = admin_json_user(r, body, "sender", "system");
 	if (sender)
 		admin_post_message(r, s, sender, body);

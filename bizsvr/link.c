@@ -181,6 +181,7 @@ static void link_kick(struct link *l, const Imgw__Device *dev,
  * Records one device a registering gateway reports. A device already online
  * on another node keeps that record, and this gateway's connection is
  * kicked, so a device is never online twice.
+ * XXX: After a daemon restart the first gateway to register keeps a device that two gateways report, even when the other login is newer.
  */
 static void link_register_device(struct link *l, const Imgw__Device *dev)
 {

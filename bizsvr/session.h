@@ -49,7 +49,7 @@ struct session *session_create_group(struct session_cache *sc,
 				     int64_t now_ms);
 
 /* Finds or creates the direct session of a and b, or the notice session of
- * user. *created tells whether it is new. NULL with errno set on failure. */
+ * user. *created is set to 1 when the session was created here. NULL with errno set on failure. */
 struct session *session_direct(struct session_cache *sc, const char *a,
 			       const char *b, int64_t now_ms, int *created);
 struct session *session_notice(struct session_cache *sc, const char *user,

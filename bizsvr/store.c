@@ -53,8 +53,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"SELECT user_id FROM members WHERE session_id = ?1 ORDER BY user_id",
 	[ST_USER_SESSIONS] =
 		"SELECT s.id, s.kind, s.name, s.last_seq, s.created_ms FROM members m JOIN sessions s ON s.id = m.session_id WHERE m.user_id = ?1 ORDER BY s.id",
+	/* The last term lets SQLite use the partial index messages_client_id;
+	 * without it every append scans the session's messages. */
 	[ST_MESSAGE_FIND] =
-		"SELECT seq, time_ms FROM messages WHERE session_id = ?1 AND sender = ?2 AND client_msg_id = ?3",
+		"SELECT seq, time_ms FROM messages WHERE session_id = ?1 AND sender = ?2 AND client_msg_id = ?3 AND client_msg_id <> ''",
 	[ST_MESSAGE_INSERT] =
 		"INSERT INTO messages (session_id, seq, sender, sender_device, time_ms, client_msg_id, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_MESSAGE_RANGE] =
@@ -147,8 +149,8 @@ static sqlite3_stmt *store_stmt(struct store *st, enum store_stmt which)
 	return stmt;
 }
 
-/* Runs a statement that returns no row we need. Returns 0 or a negative
- * errno. */
+/* Runs a statement whose result rows are not needed. Returns 0 or a
+ * negative errno. */
 static int store_exec(struct store *st, enum store_stmt which,
 		      sqlite3_stmt *stmt)
 {

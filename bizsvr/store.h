@@ -66,7 +66,7 @@ void store_session_clear(struct store_session *s);
 
 /*
  * Finds or creates the one-to-one session of users a and b (a != b), with
- * both as members. *created tells whether it is new. Returns 0 or a negative
+ * both as members. *created is set to 1 when the session was created here. Returns 0 or a negative
  * errno.
  */
 int store_direct_session(struct store *st, const char *a, const char *b,
