@@ -207,17 +207,17 @@ static void test_direct_retry_once(void **state)
 	tc_wait_push(bob, sid, seq, HARNESS_WAIT_MS);
 
 	err = tc_send_id(alice, sid, NULL, "retry-1", "only once", &res);
-	H_CHECK(err == 0 && res->code == IMGW__ERROR_CODE__ERROR_NONE,
-		"first send of retry-1 failed: %s, code %d", strerror(-err),
-		res ? (int)res->code : -1);
+	H_CHECK(err == 0, "first send of retry-1 failed: %s", strerror(-err));
+	H_CHECK(res->code == IMGW__ERROR_CODE__ERROR_NONE,
+		"first send of retry-1: code %d, expected 0", res->code);
 	seq = res->seq;
 	imgw__send_result__free_unpacked(res, NULL);
 
 	/* The retry with the same client_msg_id gets the same seq. */
 	err = tc_send_id(alice, sid, NULL, "retry-1", "only once", &res);
-	H_CHECK(err == 0 && res->code == IMGW__ERROR_CODE__ERROR_NONE,
-		"retry of retry-1 failed: %s, code %d", strerror(-err),
-		res ? (int)res->code : -1);
+	H_CHECK(err == 0, "retry of retry-1 failed: %s", strerror(-err));
+	H_CHECK(res->code == IMGW__ERROR_CODE__ERROR_NONE,
+		"retry of retry-1: code %d, expected 0", res->code);
 	H_CHECK(res->seq == seq, "retry got seq %llu, expected the first seq %llu",
 		(unsigned long long)res->seq, (unsigned long long)seq);
 	H_CHECK(strcmp(res->client_msg_id, "retry-1") == 0,

@@ -42,6 +42,8 @@ static void expect_kick(struct tclient *t, const char *reason,
 		reason);
 	H_CHECK(strcmp(t->kick_reason, reason) == 0,
 		"KICK reason \"%s\", expected \"%s\"", t->kick_reason, reason);
+	print_message("\"%s\" kick after %llu ms\n", reason,
+		      (unsigned long long)elapsed);
 	H_CHECK(elapsed >= MIN_KICK_MS,
 		"kicked after %llu ms, expected at least %d ms of silence",
 		(unsigned long long)elapsed, MIN_KICK_MS);
