@@ -91,6 +91,10 @@ void harness_fail(const char *file, int line, const char *fmt, ...)
 	abort();        /* _fail() jumps back into cmocka */
 }
 
+/*
+ * XXX: Another process may take the port between close() here and the
+ * daemon's bind; the start then fails with the bind error in the daemon log.
+ */
 static uint16_t free_port(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
