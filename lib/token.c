@@ -68,6 +68,9 @@ static ssize_t b64url_decode(const char *in, size_t len, uint8_t *out,
 			out[o++] = (uint8_t)(acc >> bits);
 		}
 	}
+	/* Unused low bits must be zero, so each byte string has one encoding. */
+	if (bits >= 6 || (acc & ((1u << bits) - 1)) != 0)
+		return -1;
 	return (ssize_t)o;
 }
 
@@ -91,7 +94,7 @@ int token_mint(const char *secret, const char *user_id, int64_t expires,
 	uint8_t sig[SIG_LEN];
 	int n;
 
-	if (user_len == 0 || user_len > TOKEN_MAX_USER_LEN)
+	if (user_len == 0 || user_len > TOKEN_MAX_USER_LEN || expires < 0)
 		return -EINVAL;
 	b64url_encode((const uint8_t *)user_id, user_len, user_b64);
 	n = snprintf(out, out_len, TOKEN_PREFIX "%s.%" PRId64, user_b64,
@@ -152,6 +155,9 @@ int token_verify(const char *secret, const char *token, const char *user_id,
 	if (status != TOKEN_OK)
 		return status;
 
+	/* strtoll() would also take a sign or leading spaces: digits only. */
+	if (*exp_text < '0' || *exp_text > '9')
+		return TOKEN_MALFORMED;
 	errno = 0;
 	expires = strtoll(exp_text, &end, 10);
 	if (errno || end != sig_text - 1 || end == exp_text)

@@ -23,7 +23,8 @@ enum token_status {
 };
 
 /* Writes a token for user_id valid until expires (unix seconds) into out.
- * Returns 0, or -EINVAL for an empty or over-long user id, -ENOSPC when out
+ * Returns 0, or -EINVAL for an empty or over-long user id or a negative
+ * expiry, -ENOSPC when out
  * is too small, -EIO when HMAC fails. */
 int token_mint(const char *secret, const char *user_id, int64_t expires,
 	       char *out, size_t out_len);

@@ -115,9 +115,9 @@ static void test_expired(void **state)
 	mint("alice", 0, tok);
 	assert_int_equal(token_verify(SECRET, tok, "alice", NOW),
 			 TOKEN_EXPIRED);
-	mint("alice", -5, tok);
-	assert_int_equal(token_verify(SECRET, tok, "alice", NOW),
-			 TOKEN_EXPIRED);
+	/* A negative expiry is never minted, and its text does not verify. */
+	assert_int_equal(token_mint(SECRET, "alice", -5, tok, sizeof(tok)),
+			 -EINVAL);
 }
 
 static void test_forged_signature(void **state)
@@ -243,6 +243,9 @@ static void test_malformed_signed(void **state)
 		"v1.YWxpY2U.99999999999999999999999", /* expiry overflows */
 		"v1..1700000060",        /* user empty */
 		"v1.YW*pY2U.1700000060", /* user not base64url */
+		"v1.YWxpY2U.+1700000060", /* expiry with a sign */
+		"v1.YWxpY2U. 1700000060", /* expiry after a space */
+		"v1.YWxpY2V.1700000060", /* user with non-zero spare bits */
 	};
 	char tok[1024];
 
@@ -259,6 +262,22 @@ static void test_malformed_signed(void **state)
 	/* The same construction with valid parts is accepted. */
 	sign_text(SECRET, "v1.YWxpY2U.1700000060", tok);
 	assert_int_equal(token_verify(SECRET, tok, "alice", NOW), TOKEN_OK);
+}
+
+/* Each signature has one encoding: the last character's spare bits are zero. */
+static void test_signature_spare_bits(void **state)
+{
+	char tok[TOKEN_MAX_LEN + 1];
+	size_t len;
+	const char *p;
+
+	assert_int_equal(token_mint(SECRET, "alice", NOW + 60, tok, sizeof(tok)), 0);
+	len = strlen(tok);
+	p = strchr(b64url, tok[len - 1]);
+	assert_non_null(p);
+	/* 32 bytes take 43 characters with 2 spare bits: set the lowest one. */
+	tok[len - 1] = b64url[(p - b64url) | 1];
+	assert_int_equal(token_verify(SECRET, tok, "alice", NOW), TOKEN_MALFORMED);
 }
 
 static void test_over_long(void **state)
@@ -329,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_missing),
 		cmocka_unit_test(test_malformed_shapes),
 		cmocka_unit_test(test_malformed_signed),
+		cmocka_unit_test(test_signature_spare_bits),
 		cmocka_unit_test(test_over_long),
 		cmocka_unit_test(test_mint_small_buffer),
 		cmocka_unit_test(test_status_strings),
