@@ -22,10 +22,11 @@ enum token_status {
 	TOKEN_WRONG_USER = 5,
 };
 
-/* Writes a token for user_id valid until expires (unix seconds) into out.
- * Returns 0, or -EINVAL for an empty or over-long user id or a negative
- * expiry, -ENOSPC when out
- * is too small, -EIO when HMAC fails. */
+/*
+ * Writes a token for user_id valid until expires (unix seconds) into out.
+ * Returns 0, -EINVAL for an empty or over-long user id or a negative expiry,
+ * -ENOSPC when out is too small, or -EIO when HMAC fails.
+ */
 int token_mint(const char *secret, const char *user_id, int64_t expires,
 	       char *out, size_t out_len);
 
