@@ -228,6 +228,10 @@ static int conn_setup_bev(struct conn *c)
 	c->bev = bufferevent_socket_new(gw->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev)
 		return -ENOMEM;
+	/*
+	 * XXX: bufferevent adds and removes the write event around every
+	 * drained backlog, so each writev costs two epoll_ctl calls.
+	 */
 	/* The backlog goes out in one writev per loop pass, up to out_cap
 	 * bytes and libevent's iovec limit. */
 	if (max_write > EV_SSIZE_MAX)

@@ -32,7 +32,10 @@ enum upstream_state {
 	UPSTREAM_UP,
 };
 
-/* An AUTH in flight, keyed by the gateway's request id. */
+/*
+ * An AUTH in flight, keyed by the gateway's request id.
+ * XXX: An entry is freed only by its AUTH_RESULT or a link drop, so AUTHs the daemon never answers stay in memory while the link is up.
+ */
 struct upstream_pending {
 	uint32_t request_id;
 	uint64_t conn_id;
@@ -62,6 +65,7 @@ int upstream_is_up(const struct upstream *up)
 	return up && up->state == UPSTREAM_UP;
 }
 
+/* XXX: The link's output buffer has no cap, so a daemon that stops reading makes the gateway queue client requests in memory until the link drops. */
 static int upstream_send(struct upstream *up, unsigned int op,
 			 uint32_t request_id, const ProtobufCMessage *msg)
 {
