@@ -229,11 +229,11 @@ static int conn_setup_bev(struct conn *c)
 	if (!c->bev)
 		return -ENOMEM;
 	/*
+	 * The backlog goes out in one writev per loop pass, up to out_cap
+	 * bytes and libevent's iovec limit.
 	 * XXX: bufferevent adds and removes the write event around every
 	 * drained backlog, so each writev costs two epoll_ctl calls.
 	 */
-	/* The backlog goes out in one writev per loop pass, up to out_cap
-	 * bytes and libevent's iovec limit. */
 	if (max_write > EV_SSIZE_MAX)
 		max_write = EV_SSIZE_MAX;
 	bufferevent_set_max_single_write(c->bev, (ev_ssize_t)max_write);

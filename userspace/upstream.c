@@ -34,7 +34,8 @@ enum upstream_state {
 
 /*
  * An AUTH in flight, keyed by the gateway's request id.
- * XXX: An entry is freed only by its AUTH_RESULT or a link drop, so AUTHs the daemon never answers stay in memory while the link is up.
+ * XXX: An entry is freed only by its AUTH_RESULT or a link drop, so AUTHs
+ * the daemon never answers stay in memory while the link is up.
  */
 struct upstream_pending {
 	uint32_t request_id;
@@ -65,7 +66,10 @@ int upstream_is_up(const struct upstream *up)
 	return up && up->state == UPSTREAM_UP;
 }
 
-/* XXX: The link's output buffer has no cap, so a daemon that stops reading makes the gateway queue client requests in memory until the link drops. */
+/*
+ * XXX: The link's output buffer has no cap, so a daemon that stops reading
+ * makes the gateway queue client requests in memory until the link drops.
+ */
 static int upstream_send(struct upstream *up, unsigned int op,
 			 uint32_t request_id, const ProtobufCMessage *msg)
 {
@@ -166,7 +170,11 @@ static int upstream_register(struct upstream *up)
 	msg.boot_id = up->gw->boot_id;
 	msg.n_devices = n;
 	msg.devices = ptrs;
-	/* XXX: REGISTER is one frame, so a node with more logged-in devices than fit in FRAME_HARD_MAX_BODY (an estimate: about 200,000 at 80 bytes each) cannot register. */
+	/*
+	 * XXX: REGISTER is one frame, so a node with more logged-in
+	 * devices than fit in FRAME_HARD_MAX_BODY (an estimate: about
+	 * 200,000 at 80 bytes each) cannot register.
+	 */
 	err = upstream_send(up, OP_REGISTER, 0, &msg.base);
 	if (!err)
 		pr_info("sent REGISTER to bizsvr %s: node id %s, %zu devices",
