@@ -66,6 +66,8 @@ static const char *const op_names[] = {
 	[OP_PRESENCE] = "PRESENCE",
 	[OP_DELIVER] = "DELIVER",
 	[OP_KICK_DEVICE] = "KICK_DEVICE",
+	[OP_SUPER_ACK] = "SUPER_ACK",
+	[OP_SESSION_CACHE] = "SESSION_CACHE",
 };
 
 const char *frame_op_name(unsigned int op)

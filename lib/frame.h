@@ -43,6 +43,8 @@ enum frame_op {
 	OP_PRESENCE = 106,
 	OP_DELIVER = 107,
 	OP_KICK_DEVICE = 108,
+	OP_SUPER_ACK = 109,
+	OP_SESSION_CACHE = 110,
 };
 
 struct frame_header {

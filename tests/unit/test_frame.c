@@ -183,9 +183,11 @@ static void test_op_names(void **state)
 		{ OP_PRESENCE, "PRESENCE" },
 		{ OP_DELIVER, "DELIVER" },
 		{ OP_KICK_DEVICE, "KICK_DEVICE" },
+		{ OP_SUPER_ACK, "SUPER_ACK" },
+		{ OP_SESSION_CACHE, "SESSION_CACHE" },
 	};
 	static const unsigned int unknown[] = {
-		0, 12, 50, 99, 109, 200, 0xffff, 0x10000, 0xffffffff,
+		0, 12, 50, 99, 111, 200, 0xffff, 0x10000, 0xffffffff,
 	};
 
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
