@@ -78,9 +78,9 @@ void wire_consume(struct evbuffer *in, const struct frame_header *hdr)
 	evbuffer_drain(in, FRAME_HEADER_LEN + (size_t)hdr->body_len);
 }
 
-uint8_t *wire_pack_frame_raw(unsigned int op, uint32_t request_id,
-			     const void *body, size_t body_len,
-			     size_t *len_out)
+/* Allocates a frame buffer for body_len body bytes and writes its header. */
+static uint8_t *frame_alloc(unsigned int op, uint32_t request_id,
+			    size_t body_len, size_t *len_out)
 {
 	struct frame_header hdr = {
 		.body_len = (uint32_t)body_len,
@@ -93,9 +93,18 @@ uint8_t *wire_pack_frame_raw(unsigned int op, uint32_t request_id,
 	if (!buf)
 		return NULL;
 	frame_header_pack(&hdr, buf);
-	if (body_len)
-		memcpy(buf + FRAME_HEADER_LEN, body, body_len);
 	*len_out = FRAME_HEADER_LEN + body_len;
+	return buf;
+}
+
+uint8_t *wire_pack_frame_raw(unsigned int op, uint32_t request_id,
+			     const void *body, size_t body_len,
+			     size_t *len_out)
+{
+	uint8_t *buf = frame_alloc(op, request_id, body_len, len_out);
+
+	if (buf && body_len)
+		memcpy(buf + FRAME_HEADER_LEN, body, body_len);
 	return buf;
 }
 
@@ -103,19 +112,9 @@ uint8_t *wire_pack_frame(unsigned int op, uint32_t request_id,
 			 const ProtobufCMessage *msg, size_t *len_out)
 {
 	size_t len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
-	struct frame_header hdr = {
-		.body_len = (uint32_t)len,
-		.version = FRAME_VERSION,
-		.op = (uint16_t)op,
-		.request_id = request_id,
-	};
-	uint8_t *buf = malloc(FRAME_HEADER_LEN + len);
+	uint8_t *buf = frame_alloc(op, request_id, len, len_out);
 
-	if (!buf)
-		return NULL;
-	frame_header_pack(&hdr, buf);
-	if (len)
+	if (buf && len)
 		protobuf_c_message_pack(msg, buf + FRAME_HEADER_LEN);
-	*len_out = FRAME_HEADER_LEN + len;
 	return buf;
 }
