@@ -62,11 +62,11 @@ enum frame_status {
 	FRAME_TOO_LARGE = -2,
 };
 
-/* Write hdr into out, which holds FRAME_HEADER_LEN bytes. */
+/* Writes hdr into out, which has room for FRAME_HEADER_LEN bytes. */
 void frame_header_pack(const struct frame_header *hdr, uint8_t *out);
 
 /*
- * Parse a header from the first len bytes of buf and check it against
+ * Parses a header from the first len bytes of buf and check it against
  * max_body. Returns FRAME_OK, FRAME_NEED_MORE or a negative frame_status;
  * hdr is filled whenever at least FRAME_HEADER_LEN bytes were given.
  */
