@@ -66,7 +66,7 @@ enum frame_status {
 void frame_header_pack(const struct frame_header *hdr, uint8_t *out);
 
 /*
- * Parses a header from the first len bytes of buf and check it against
+ * Parses a header from the first len bytes of buf and checks it against
  * max_body. Returns FRAME_OK, FRAME_NEED_MORE or a negative frame_status;
  * hdr is filled whenever at least FRAME_HEADER_LEN bytes were given.
  */
