@@ -18,6 +18,7 @@
 #include "log.h"
 
 struct config_key {
+	const char *section;     /* INI section: "bizsvr" or "super" */
 	const char *name;        /* INI key; the flag is --name with '-' */
 	const char *metavar;
 	int (*set)(struct bizsvr_config *cfg, const char *value);
@@ -121,57 +122,181 @@ static int set_log_level(struct bizsvr_config *cfg, const char *value)
 	return 0;
 }
 
+static int set_super_enabled(struct bizsvr_config *cfg, const char *value)
+{
+	if (!strcmp(value, "true") || !strcmp(value, "yes") ||
+	    !strcmp(value, "1"))
+		cfg->super_enabled = 1;
+	else if (!strcmp(value, "false") || !strcmp(value, "no") ||
+		 !strcmp(value, "0"))
+		cfg->super_enabled = 0;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Parses value into *field within [min, max]. Returns 0 or -EINVAL. */
+static int set_uint(unsigned int *field, const char *value, long long min,
+		    long long max)
+{
+	long long v;
+	int err = parse_int(value, min, max, &v);
+
+	if (!err)
+		*field = (unsigned int)v;
+	return err;
+}
+
+#define CONFIG_COUNT_MAX 1000000000LL
+#define CONFIG_MS_MAX (24LL * 3600 * 1000)
+
+static int set_super_min_members(struct bizsvr_config *cfg, const char *value)
+{
+	return set_uint(&cfg->super_rules.upgrade_min_members, value, 0,
+			CONFIG_COUNT_MAX);
+}
+
+static int set_super_min_online(struct bizsvr_config *cfg, const char *value)
+{
+	return set_uint(&cfg->super_rules.upgrade_min_online, value, 0,
+			CONFIG_COUNT_MAX);
+}
+
+static int set_super_upgrade_rate(struct bizsvr_config *cfg, const char *value)
+{
+	return set_uint(&cfg->super_rules.upgrade_rate, value, 0,
+			CONFIG_COUNT_MAX);
+}
+
+static int set_super_demote_rate(struct bizsvr_config *cfg, const char *value)
+{
+	return set_uint(&cfg->super_rules.demote_rate, value, 0,
+			CONFIG_COUNT_MAX);
+}
+
+static int set_super_demote_online(struct bizsvr_config *cfg, const char *value)
+{
+	return set_uint(&cfg->super_rules.demote_online, value, 0,
+			CONFIG_COUNT_MAX);
+}
+
+static int set_super_window(struct bizsvr_config *cfg, const char *value)
+{
+	return set_uint(&cfg->super_rules.window_ms, value, SUPER_RATE_SLOTS,
+			CONFIG_MS_MAX);
+}
+
+static int set_super_dwell(struct bizsvr_config *cfg, const char *value)
+{
+	return set_uint(&cfg->super_rules.min_dwell_ms, value, 0,
+			CONFIG_MS_MAX);
+}
+
+static int set_super_retry(struct bizsvr_config *cfg, const char *value)
+{
+	return set_uint(&cfg->super_rules.retry_ms, value, 2, CONFIG_MS_MAX);
+}
+
+static int set_super_max_nodes(struct bizsvr_config *cfg, const char *value)
+{
+	return set_uint(&cfg->super_max_nodes, value, 1, SUPER_MAX_NODES);
+}
+
 static const struct config_key config_keys[] = {
-	{ "listen", "HOST:PORT", set_listen,
+	{ "bizsvr", "listen", "HOST:PORT", set_listen,
 	  "address for gateway links (default 127.0.0.1:7080)",
 	  "HOST:PORT with a port from 1 to 65535" },
-	{ "http", "HOST:PORT", set_http,
+	{ "bizsvr", "http", "HOST:PORT", set_http,
 	  "address of the admin HTTP API (default 127.0.0.1:7081)",
 	  "HOST:PORT with a port from 1 to 65535" },
-	{ "db", "PATH", set_db, "SQLite database file (default ./imgw.db)",
+	{ "bizsvr", "db", "PATH", set_db, "SQLite database file (default ./imgw.db)",
 	  "a non-empty path" },
-	{ "secret", "SECRET", set_secret,
+	{ "bizsvr", "secret", "SECRET", set_secret,
 	  "token signing key; also [bizsvr] secret or env IMGW_SECRET",
 	  "a non-empty string" },
-	{ "max_payload", "BYTES", set_max_payload,
+	{ "bizsvr", "max_payload", "BYTES", set_max_payload,
 	  "largest message payload in bytes (default 32768)",
 	  "bytes from 1 to 8388608" },
-	{ "token_ttl", "SEC", set_token_ttl,
+	{ "bizsvr", "token_ttl", "SEC", set_token_ttl,
 	  "lifetime of admin-minted tokens in seconds (default 86400)",
 	  "seconds from 1 to 3153600000" },
-	{ "sync_limit", "N", set_sync_limit,
+	{ "bizsvr", "sync_limit", "N", set_sync_limit,
 	  "messages per SYNC reply, default and maximum (default 100)",
 	  "a count from 1 to 1000" },
-	{ "log_level", "LEVEL", set_log_level,
+	{ "bizsvr", "log_level", "LEVEL", set_log_level,
 	  "error, warn, info or debug (default info)",
 	  "error, warn, info or debug" },
+	{ "super", "enabled", "BOOL", set_super_enabled,
+	  "super sessions on or off (default true)",
+	  "true, false, yes, no, 1 or 0" },
+	{ "super", "upgrade_min_members", "N", set_super_min_members,
+	  "members needed before the rules upgrade (default 500)",
+	  "a count from 0 to 1000000000" },
+	{ "super", "upgrade_min_online", "N", set_super_min_online,
+	  "online members that upgrade a big session (default 200)",
+	  "a count from 0 to 1000000000" },
+	{ "super", "upgrade_rate", "MSG/S", set_super_upgrade_rate,
+	  "messages per second that upgrade a big session (default 20)",
+	  "messages per second from 0 to 1000000000" },
+	{ "super", "demote_rate", "MSG/S", set_super_demote_rate,
+	  "demote below this rate with few members online (default 5)",
+	  "messages per second from 0 to 1000000000" },
+	{ "super", "demote_online", "N", set_super_demote_online,
+	  "demote below this many online members at a low rate (default 100)",
+	  "a count from 0 to 1000000000" },
+	{ "super", "window_ms", "MS", set_super_window,
+	  "length of the message rate window, ms (default 10000)",
+	  "milliseconds from 10 to 86400000" },
+	{ "super", "min_dwell_ms", "MS", set_super_dwell,
+	  "ms from one rule-made transition to the next (default 60000)",
+	  "milliseconds from 0 to 86400000" },
+	{ "super", "retry_ms", "MS", set_super_retry,
+	  "re-send period of unacknowledged transitions, ms (default 2000)",
+	  "milliseconds from 2 to 86400000" },
+	{ "super", "max_nodes", "N", set_super_max_nodes,
+	  "gateway nodes the super table tracks (default 256)",
+	  "a count from 1 to 4096" },
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
+/* Room for the longest flag name, "super-upgrade-min-members", and a NUL. */
+#define CONFIG_FLAG_MAX 32
 
-static const struct config_key *config_key_find(const char *name)
+static const struct config_key *config_key_find(const char *section,
+						const char *name)
 {
 	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
-		if (strcmp(config_keys[i].name, name) == 0)
+		if (strcmp(config_keys[i].section, section) == 0 &&
+		    strcmp(config_keys[i].name, name) == 0)
 			return &config_keys[i];
 	}
 	return NULL;
 }
 
+/* Writes the flag name of key, without the dashes: the [super] keys get a
+ * "super-" prefix, and '_' becomes '-'. */
+static void config_flag_name(const struct config_key *key, char *out,
+			     size_t cap)
+{
+	snprintf(out, cap, "%s%s",
+		 strcmp(key->section, "super") == 0 ? "super-" : "", key->name);
+	for (char *p = out; *p; p++)
+		*p = *p == '_' ? '-' : *p;
+}
+
 static void config_usage(FILE *out)
 {
 	fprintf(out, "usage: bizsvr [--config FILE] [OPTION...]\n\n"
-		"  --config FILE          INI file with a [bizsvr] section; flags override it\n");
+		"  --config FILE                      INI file with [bizsvr] and [super] sections; flags override it\n");
 	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
-		char flag[48];
+		char name[CONFIG_FLAG_MAX], flag[CONFIG_FLAG_MAX + 16];
 
-		snprintf(flag, sizeof(flag), "--%s %s", config_keys[i].name,
+		config_flag_name(&config_keys[i], name, sizeof(name));
+		snprintf(flag, sizeof(flag), "--%s %s", name,
 			 config_keys[i].metavar);
-		for (char *p = flag; *p && *p != ' '; p++)
-			*p = *p == '_' ? '-' : *p;
-		fprintf(out, "  %-22s %s\n", flag, config_keys[i].help);
+		fprintf(out, "  %-34s %s\n", flag, config_keys[i].help);
 	}
-	fprintf(out, "  --help                 print this help and exit\n");
+	fprintf(out, "  --help                             print this help and exit\n");
 }
 
 static void config_defaults(struct bizsvr_config *cfg)
@@ -184,6 +309,9 @@ static void config_defaults(struct bizsvr_config *cfg)
 	cfg->token_ttl = 86400;
 	cfg->sync_limit = 100;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->super_enabled = 1;
+	cfg->super_max_nodes = SUPER_DEFAULT_MAX_NODES;
+	super_rules_default(&cfg->super_rules);
 }
 
 struct ini_state {
@@ -198,18 +326,18 @@ static int config_ini_entry(void *arg, const char *section, const char *name,
 	struct ini_state *st = arg;
 	const struct config_key *key;
 
-	if (strcmp(section, "bizsvr") != 0)
+	if (strcmp(section, "bizsvr") != 0 && strcmp(section, "super") != 0)
 		return 1;
-	key = config_key_find(name);
+	key = config_key_find(section, name);
 	if (!key) {
-		fprintf(stderr, "bizsvr: %s: unknown key '%s' in [bizsvr]\n",
-			st->path, name);
+		fprintf(stderr, "bizsvr: %s: unknown key '%s' in [%s]\n",
+			st->path, name, section);
 		st->failed = 1;
 		return 1;
 	}
 	if (key->set(st->cfg, value) < 0) {
-		fprintf(stderr, "bizsvr: %s: invalid %s '%s': expected %s\n",
-			st->path, name, value, key->expected);
+		fprintf(stderr, "bizsvr: %s: invalid [%s] %s '%s': expected %s\n",
+			st->path, section, name, value, key->expected);
 		st->failed = 1;
 	}
 	return 1;
@@ -239,14 +367,12 @@ enum {
 };
 
 /* Builds the getopt_long table with the flag names in names. */
-static void config_options(struct option *opts, char names[][32])
+static void config_options(struct option *opts, char names[][CONFIG_FLAG_MAX])
 {
 	size_t i;
 
 	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
-		snprintf(names[i], 32, "%s", config_keys[i].name);
-		for (char *p = names[i]; *p; p++)
-			*p = *p == '_' ? '-' : *p;
+		config_flag_name(&config_keys[i], names[i], CONFIG_FLAG_MAX);
 		opts[i] = (struct option){ names[i], required_argument, NULL,
 					   OPT_KEY_BASE + (int)i };
 	}
@@ -265,7 +391,7 @@ static int config_parse_args(struct bizsvr_config *cfg, int argc, char **argv,
 			     int apply_keys, const char **config_path)
 {
 	struct option opts[CONFIG_KEY_COUNT + 3];
-	char names[CONFIG_KEY_COUNT][32];
+	char names[CONFIG_KEY_COUNT][CONFIG_FLAG_MAX];
 	const struct config_key *key;
 	int c;
 
@@ -329,6 +455,10 @@ int config_load(struct bizsvr_config *cfg, int argc, char **argv)
 		return rc;
 	if (!cfg->secret) {
 		fprintf(stderr, "bizsvr: missing token secret: set --secret, [bizsvr] secret or IMGW_SECRET\n");
+		return CONFIG_EXIT_USAGE;
+	}
+	if (super_rules_check(&cfg->super_rules) < 0) {
+		fprintf(stderr, "bizsvr: invalid [super] rules: demote_rate must not exceed upgrade_rate, nor demote_online upgrade_min_online\n");
 		return CONFIG_EXIT_USAGE;
 	}
 	return CONFIG_OK;

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Settings of the business daemon: defaults, then the [bizsvr] section of an
- * INI file, then IMGW_SECRET for the secret, then command line flags.
+ * Settings of the business daemon: defaults, then the [bizsvr] and [super]
+ * sections of an INI file, then IMGW_SECRET for the secret, then command line
+ * flags (--super-KEY for the keys of [super]).
  */
 #ifndef BIZSVR_CONFIG_H
 #define BIZSVR_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "super.h"
 
 #define CONFIG_SYNC_LIMIT_MAX 1000
 #define CONFIG_MAX_PAYLOAD_MAX (8 * 1024 * 1024)
@@ -23,6 +26,9 @@ struct bizsvr_config {
 	int64_t token_ttl;       /* seconds */
 	unsigned int sync_limit; /* messages per SYNC by default and at most */
 	int log_level;           /* enum log_level */
+	int super_enabled;       /* [super] enabled: 0 keeps every session normal */
+	unsigned int super_max_nodes; /* gateway node indexes of the super table */
+	struct super_rules super_rules; /* [super] knobs, checked by config_load */
 };
 
 enum config_result {
