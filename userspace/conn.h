@@ -28,6 +28,13 @@ enum conn_state {
 struct gateway;
 struct bufferevent;
 struct event;
+struct sess_cache_entry;
+
+/* One super-session cache that holds a connection; see sess_cache.h. */
+struct conn_cache_ref {
+	struct sess_cache_entry *entry;
+	uint32_t index;         /* in entry->members */
+};
 
 struct conn {
 	uint64_t id;
@@ -54,6 +61,10 @@ struct conn {
 	/* Closes the connection at once when the output drains. */
 	unsigned close_on_drain : 1;
 	unsigned in_device_index : 1;
+	/* Super-session caches holding this connection, in no order. */
+	struct conn_cache_ref *cache_refs;
+	uint32_t n_cache_refs;
+	uint32_t cap_cache_refs;
 	UT_hash_handle hh;          /* registry by id */
 	UT_hash_handle hh_device;   /* registry by device key */
 };
