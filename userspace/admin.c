@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "httputil.h"
 #include "log.h"
+#include "super_gw.h"
 #include "upstream.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -63,6 +64,21 @@ static const struct admin_counter admin_counters[] = {
 		"Reconnect attempts to the business daemon."),
 	COUNTER("imgw_upstream_unavailable_total", upstream_unavailable,
 		"Client requests answered ERROR_UNAVAILABLE because the business daemon link was down."),
+	COUNTER("imgw_broadcasts_total", broadcasts,
+		"DELIVER frames of type SUPER received (pushed to a session's cache)."),
+	COUNTER("imgw_cache_deliveries_total", cache_deliveries,
+		"Pushes queued to cached connections by SUPER frames."),
+	COUNTER("imgw_super_transitions_total", super_transitions,
+		"Super-session upgrades and demotes applied with a new epoch (re-sent ones not counted)."),
+	COUNTER("imgw_super_acks_sent_total", super_acks_sent,
+		"SUPER_ACK frames sent to the business daemon."),
+	COUNTER("imgw_super_acks_dropped_total", super_acks_dropped,
+		"SUPER_ACK frames not sent because the drop_super_acks fault was on."),
+	COUNTER("imgw_super_broadcast_without_cache_total",
+		super_broadcast_without_cache,
+		"SUPER frames for a session without a cache here (not pushed)."),
+	COUNTER("imgw_session_cache_updates_total", session_cache_updates,
+		"SESSION_CACHE frames received from the business daemon."),
 };
 
 static void admin_metrics(struct gateway *gw, struct evhttp_request *req)
@@ -81,6 +97,15 @@ static void admin_metrics(struct gateway *gw, struct evhttp_request *req)
 	metrics_append(out, "imgw_upstream_up", "gauge",
 		       "1 when the business daemon accepted REGISTER on the current link, else 0.",
 		       upstream_is_up(gw->upstream));
+	metrics_append(out, "imgw_super_sessions", "gauge",
+		       "Super sessions with a cache on this gateway.",
+		       gw->caches.n_sessions);
+	metrics_append(out, "imgw_super_cached_connections", "gauge",
+		       "Connections in super-session caches, counted once per session.",
+		       gw->caches.n_members);
+	metrics_append(out, "imgw_fault_drop_super_acks", "gauge",
+		       "1 while the drop_super_acks fault is on, else 0.",
+		       gw->faults.drop_super_acks);
 	for (size_t i = 0; i < ARRAY_SIZE(admin_counters); i++) {
 		memcpy(&value, stats + admin_counters[i].offset, sizeof(value));
 		metrics_append(out, admin_counters[i].name, "counter",
@@ -120,26 +145,99 @@ static void admin_connections(struct gateway *gw, struct evhttp_request *req)
 	http_reply_json(req, 200, list);
 }
 
-static void admin_request_cb(struct evhttp_request *req, void *arg)
+static json_t *admin_session_json(const struct sess_cache_entry *e)
 {
-	struct gateway *gw = arg;
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	json_t *conns = json_array();
 
-	if (!path)
-		path = "/";
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-		http_reply_error(req, 405, "method not allowed on %s: use GET",
-				 path);
+	for (uint32_t i = 0; i < e->n_members && conns; i++)
+		json_array_append_new(conns,
+				      json_integer((json_int_t)e->members[i].conn->id));
+	return json_pack("{s:I, s:I, s:I, s:o*}",
+			 "session_id", (json_int_t)e->session_id,
+			 "epoch", (json_int_t)e->epoch,
+			 "cached", (json_int_t)e->n_members,
+			 "connections", conns);
+}
+
+/* GET /v1/sessions: the super-session caches held here. */
+static void admin_sessions(struct gateway *gw, struct evhttp_request *req)
+{
+	json_t *list = json_array();
+	struct sess_cache_entry *e, *tmp;
+
+	if (!list) {
+		evhttp_send_error(req, 500, "out of memory");
 		return;
 	}
+	sess_cache_for_each(&gw->caches, e, tmp)
+		json_array_append_new(list, admin_session_json(e));
+	http_reply_json(req, 200, list);
+}
+
+static void admin_faults_reply(struct gateway *gw, struct evhttp_request *req)
+{
+	http_reply_json(req, 200, json_pack("{s:b}", "drop_super_acks",
+					    gw->faults.drop_super_acks));
+}
+
+/* POST /v1/faults {"drop_super_acks": true|false}. */
+static void admin_faults_set(struct gateway *gw, struct evhttp_request *req)
+{
+	json_t *body = http_read_json(req);
+	json_t *value;
+
+	if (!body)
+		return;
+	value = json_object_get(body, "drop_super_acks");
+	if (!json_is_boolean(value) || json_object_size(body) != 1) {
+		http_reply_error(req, 400,
+				 "expected {\"drop_super_acks\": true|false}");
+		json_decref(body);
+		return;
+	}
+	super_gw_set_drop_acks(gw, json_is_true(value));
+	json_decref(body);
+	admin_faults_reply(gw, req);
+}
+
+static void admin_get(struct gateway *gw, struct evhttp_request *req,
+		      const char *path)
+{
 	if (strcmp(path, "/healthz") == 0)
 		admin_healthz(gw, req);
 	else if (strcmp(path, "/metrics") == 0)
 		admin_metrics(gw, req);
 	else if (strcmp(path, "/v1/connections") == 0)
 		admin_connections(gw, req);
+	else if (strcmp(path, "/v1/sessions") == 0)
+		admin_sessions(gw, req);
+	else if (strcmp(path, "/v1/faults") == 0)
+		admin_faults_reply(gw, req);
 	else
 		http_reply_error(req, 404, "not found: %s", path);
+}
+
+static void admin_request_cb(struct evhttp_request *req, void *arg)
+{
+	struct gateway *gw = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (!path)
+		path = "/";
+	if (cmd == EVHTTP_REQ_GET) {
+		admin_get(gw, req, path);
+	} else if (strcmp(path, "/v1/faults") == 0) {
+		if (cmd == EVHTTP_REQ_POST)
+			admin_faults_set(gw, req);
+		else
+			http_reply_error(req, 405,
+					 "method not allowed on %s: use GET or POST",
+					 path);
+	} else {
+		http_reply_error(req, 405, "method not allowed on %s: use GET",
+				 path);
+	}
 }
 
 int admin_start(struct gateway *gw)

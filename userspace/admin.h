@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The admin HTTP endpoint: GET /healthz, /metrics (Prometheus text) and
- * /v1/connections (JSON list).
+ * The admin HTTP endpoint: GET /healthz, /metrics (Prometheus text),
+ * /v1/connections and /v1/sessions (JSON lists of connections and of
+ * super-session caches), and GET or POST /v1/faults (test switches).
  */
 #ifndef IMGW_ADMIN_H
 #define IMGW_ADMIN_H

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -33,6 +34,7 @@ enum config_kind {
 	KIND_BYTES,
 	KIND_SECONDS,
 	KIND_LOG_LEVEL,
+	KIND_BOOL,              /* a flag without value, or true/false in INI */
 };
 
 struct config_key {
@@ -70,6 +72,9 @@ static const struct config_key config_keys[] = {
 	    "BYTES  output bytes queued to a client before it is closed as slow (default 1048576)"),
 	KEY("log_level", "log-level", KIND_LOG_LEVEL, log_level, 0, 0,
 	    "LEVEL  error, warn, info or debug (default info)"),
+	KEY("fault_drop_super_acks", "fault-drop-super-acks", KIND_BOOL,
+	    fault_drop_super_acks, 0, 0,
+	    "  for tests: apply super-session transitions but send no SUPER_ACK (default off; also POST /v1/faults)"),
 };
 
 static void config_defaults(struct gw_config *cfg)
@@ -99,6 +104,29 @@ static int parse_number(const char *text, unsigned long min,
 		return -EINVAL;
 	*out = (unsigned long)value;
 	return 0;
+}
+
+/* Parses a boolean INI value; a flag without a value (NULL) means true. */
+static int parse_bool(const char *text, int *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	if (!text) {
+		*out = 1;
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (strcasecmp(text, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(text, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 static int set_string(char *dst, size_t cap, const char *value)
@@ -162,6 +190,8 @@ static int config_apply(struct gw_config *cfg, const struct config_key *k,
 			return -EINVAL;
 		*(int *)field = level;
 		return 0;
+	case KIND_BOOL:
+		return parse_bool(value, (int *)field);
 	}
 	return -EINVAL;
 }
@@ -187,6 +217,9 @@ static void config_describe_expected(const struct config_key *k, char *out,
 		break;
 	case KIND_LOG_LEVEL:
 		snprintf(out, cap, "error, warn, info or debug");
+		break;
+	case KIND_BOOL:
+		snprintf(out, cap, "true or false");
 		break;
 	}
 }
@@ -293,8 +326,9 @@ static struct option *config_long_options(void)
 
 	for (i = 0; i < ARRAY_SIZE(config_keys); i++)
 		opts[i] = (struct option){ config_keys[i].flag,
-					   required_argument, NULL,
-					   (int)i + 1 };
+					   config_keys[i].kind == KIND_BOOL ?
+					   no_argument : required_argument,
+					   NULL, (int)i + 1 };
 	opts[i++] = (struct option){ "config", required_argument, NULL,
 				     OPT_CONFIG };
 	opts[i++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
@@ -338,7 +372,8 @@ static int config_apply_flags(struct gw_config *cfg, int argc, char **argv)
 
 		if (config_apply(cfg, k, optarg)) {
 			snprintf(name, sizeof(name), "--%s", k->flag);
-			config_report_invalid("", k, name, optarg);
+			config_report_invalid("", k, name,
+					      optarg ? optarg : "");
 			return -EINVAL;
 		}
 	}

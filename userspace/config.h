@@ -21,6 +21,8 @@ struct gw_config {
 	unsigned int login_timeout;   /* seconds */
 	size_t out_cap;               /* bytes queued to one client */
 	int log_level;
+	/* Test switch: apply super-session transitions but never ack them. */
+	int fault_drop_super_acks;
 };
 
 /*

@@ -33,6 +33,7 @@
 
 static void conn_free(struct conn *c)
 {
+	sess_cache_conn_gone(&c->gw->caches, c);
 	conn_registry_remove(&c->gw->conns, c);
 	if (c->bev)
 		bufferevent_free(c->bev);
@@ -127,6 +128,8 @@ void conn_close(struct conn *c, const char *reason, int flush)
 	c->state = CONN_CLOSING;
 	evtimer_del(c->idle_timer);
 	conn_registry_unbind_device(&c->gw->conns, c);
+	/* No broadcast may reach a closing connection. */
+	sess_cache_conn_gone(&c->gw->caches, c);
 	pr_debug("conn %llu peer %s closing: %s", (unsigned long long)c->id,
 		 c->peer, reason);
 	if (prev == CONN_LOGGED_IN)

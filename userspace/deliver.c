@@ -15,6 +15,7 @@
 #include "conn_io.h"
 #include "deliver.h"
 #include "log.h"
+#include "super_gw.h"
 #include "wire.h"
 
 struct shared_frame *shared_frame_new(unsigned int op, const void *body,
@@ -89,11 +90,8 @@ size_t deliver_frame(struct shared_frame *sf, struct conn **conns, size_t n)
 	return queued;
 }
 
-/* Collects the live connections of msg's targets into conns; returns how
- * many, and counts the targets not found. */
-static size_t deliver_find_targets(struct gateway *gw,
-				   const Imgw__Deliver *msg,
-				   struct conn **conns)
+size_t deliver_find_targets(struct gateway *gw, const Imgw__Deliver *msg,
+			    struct conn **conns)
 {
 	size_t n = 0;
 
@@ -117,13 +115,50 @@ static size_t deliver_find_targets(struct gateway *gw,
 	return n;
 }
 
-void deliver_handle(struct gateway *gw, const Imgw__Deliver *msg)
+/* Moves the connection with id exclude (if any) to the end of conns and
+ * returns how many come before it. */
+static size_t deliver_exclude(struct conn **conns, size_t n, uint64_t exclude)
+{
+	if (!exclude)
+		return n;
+	for (size_t i = 0; i < n; i++) {
+		if (conns[i]->id == exclude) {
+			struct conn *c = conns[i];
+
+			conns[i] = conns[n - 1];
+			conns[n - 1] = c;
+			return n - 1;
+		}
+	}
+	return n;
+}
+
+size_t deliver_push(struct gateway *gw, const Imgw__Deliver *msg,
+		    struct conn **conns, size_t n)
 {
 	struct shared_frame *sf;
+	size_t queued;
+
+	n = deliver_exclude(conns, n, msg->exclude_conn_id);
+	if (msg->push.len == 0 || n == 0)
+		return 0;
+	sf = shared_frame_new(OP_PUSH, msg->push.data, msg->push.len);
+	if (!sf) {
+		pr_warn("DELIVER session %llu seq %llu to %zu connections dropped: out of memory",
+			(unsigned long long)msg->session_id,
+			(unsigned long long)msg->seq, n);
+		return 0;
+	}
+	queued = deliver_frame(sf, conns, n);
+	shared_frame_put(sf);
+	return queued;
+}
+
+static void deliver_normal(struct gateway *gw, const Imgw__Deliver *msg)
+{
 	struct conn **conns;
 	size_t n;
 
-	gw->stats.deliver_frames++;
 	if (msg->n_targets == 0)
 		return;
 	conns = calloc(msg->n_targets, sizeof(*conns));
@@ -134,17 +169,33 @@ void deliver_handle(struct gateway *gw, const Imgw__Deliver *msg)
 		return;
 	}
 	n = deliver_find_targets(gw, msg, conns);
-	if (n == 0)
-		goto out_free;
-	sf = shared_frame_new(OP_PUSH, msg->push.data, msg->push.len);
-	if (!sf) {
-		pr_warn("DELIVER session %llu seq %llu to %zu devices dropped: out of memory",
-			(unsigned long long)msg->session_id,
-			(unsigned long long)msg->seq, n);
-		goto out_free;
-	}
-	deliver_frame(sf, conns, n);
-	shared_frame_put(sf);
-out_free:
+	deliver_push(gw, msg, conns, n);
 	free(conns);
+}
+
+void deliver_handle(struct gateway *gw, const Imgw__Deliver *msg)
+{
+	gw->stats.deliver_frames++;
+	switch (msg->type) {
+	case IMGW__SESSION_TYPE__SESSION_TYPE_NORMAL:
+		deliver_normal(gw, msg);
+		break;
+	case IMGW__SESSION_TYPE__SESSION_TYPE_SUPER:
+		super_gw_broadcast(gw, msg);
+		break;
+	case IMGW__SESSION_TYPE__SESSION_TYPE_SUPER_UPGRADE:
+		super_gw_upgrade(gw, msg);
+		break;
+	case IMGW__SESSION_TYPE__SESSION_TYPE_SUPER_DEMOTE:
+		super_gw_demote(gw, msg);
+		break;
+	default:
+		/* A newer daemon's type: the targets still get the message. */
+		pr_warn("DELIVER session %llu seq %llu has unknown type %d; pushing to its %zu targets as NORMAL",
+			(unsigned long long)msg->session_id,
+			(unsigned long long)msg->seq, (int)msg->type,
+			msg->n_targets);
+		deliver_normal(gw, msg);
+		break;
+	}
 }

@@ -34,7 +34,23 @@ void shared_frame_put(struct shared_frame *sf);
  */
 size_t deliver_frame(struct shared_frame *sf, struct conn **conns, size_t n);
 
-/* Pushes a DELIVER's Push body to its target devices on this node. */
+/*
+ * Collects into conns (room for msg->n_targets) the logged-in connections
+ * of msg's targets on this node, exclude_conn_id included; returns how
+ * many, and counts the targets not found in delivery_misses.
+ */
+size_t deliver_find_targets(struct gateway *gw, const Imgw__Deliver *msg,
+			    struct conn **conns);
+
+/*
+ * Frames msg's Push body once and queues it on the n connections except
+ * msg->exclude_conn_id. Does nothing for an empty push. Reorders conns.
+ * Returns how many connections got the frame.
+ */
+size_t deliver_push(struct gateway *gw, const Imgw__Deliver *msg,
+		    struct conn **conns, size_t n);
+
+/* Handles one DELIVER by its type (see Deliver in proto/imgw.proto). */
 void deliver_handle(struct gateway *gw, const Imgw__Deliver *msg);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "sess_cache.h"
 
 #define GW_BOOT_ID_LEN 16
 
@@ -35,6 +36,19 @@ struct gw_stats {
 	uint64_t delivery_misses;
 	uint64_t upstream_reconnects;
 	uint64_t upstream_unavailable;
+	uint64_t broadcasts;
+	uint64_t cache_deliveries;
+	uint64_t super_transitions;
+	uint64_t super_acks_sent;
+	uint64_t super_acks_dropped;
+	uint64_t super_broadcast_without_cache;
+	uint64_t session_cache_updates;
+};
+
+/* Switches for tests, set by flags or POST /v1/faults. */
+struct gw_faults {
+	/* Apply super-session transitions but send no SUPER_ACK. */
+	int drop_super_acks;
 };
 
 struct gateway {
@@ -47,6 +61,12 @@ struct gateway {
 	struct event *accept_pause_timer;
 	struct evhttp *http;
 	struct upstream *upstream;
+	/* Super-session caches: session id -> local connections. */
+	struct sess_cache caches;
+	struct gw_faults faults;
+	/* Rate limit of the warning on SUPER frames without a cache. */
+	uint64_t super_warn_ms;
+	uint64_t super_warn_suppressed;
 	struct gw_stats stats;
 	/* Common timeouts: libevent keeps equal timeouts in O(1) queues. */
 	const struct timeval *login_tv;

@@ -86,6 +86,9 @@ static int gateway_start(struct gateway *gw)
 		return err;
 	}
 	conn_registry_init(&gw->conns);
+	/* No hooks: nothing mirrors the caches into the kernel yet. */
+	sess_cache_init(&gw->caches, NULL, NULL);
+	gw->faults.drop_super_acks = gw->cfg.fault_drop_super_acks;
 	err = gateway_init_base(gw);
 	if (err) {
 		pr_error("creating the event loop failed: %s", strerror(-err));
@@ -110,6 +113,7 @@ static int gateway_start(struct gateway *gw)
 
 static void gateway_stop(struct gateway *gw)
 {
+	sess_cache_clear(&gw->caches);
 	conn_io_shutdown(gw);
 	admin_stop(gw);
 	upstream_free(gw->upstream);

@@ -22,6 +22,7 @@
 #include "deliver.h"
 #include "httputil.h"
 #include "log.h"
+#include "super_gw.h"
 #include "upstream.h"
 #include "wire.h"
 
@@ -119,6 +120,7 @@ static void upstream_drop(struct upstream *up, const char *reason)
 		up->bev = NULL;
 	}
 	pending_fail_all(up);
+	super_gw_link_down(up->gw);
 	evtimer_add(up->retry_timer, &tv);
 	up->backoff_ms *= 2;
 	if (up->backoff_ms > UPSTREAM_BACKOFF_MAX_MS)
@@ -227,6 +229,18 @@ static void upstream_on_register_result(struct upstream *up,
 	imgw__register_result__free_unpacked(res, NULL);
 }
 
+/* Adds a connection that just logged in to its super-session caches. */
+static void auth_join_caches(struct upstream *up, uint64_t conn_id,
+			     const Imgw__AuthResult *res)
+{
+	struct conn *c = conn_registry_find(&up->gw->conns, conn_id);
+
+	/* The login may have failed, or the client is gone already. */
+	if (!c || c->state != CONN_LOGGED_IN)
+		return;
+	super_gw_login(up->gw, c, res->cache_sessions, res->n_cache_sessions);
+}
+
 static void upstream_on_auth_result(struct upstream *up,
 				    const struct frame_header *hdr,
 				    const uint8_t *body)
@@ -247,6 +261,8 @@ static void upstream_on_auth_result(struct upstream *up,
 	err = client_on_auth_result(up->gw, p->conn_id, p->request_id,
 				    p->client_request_id,
 				    res ? res->result : NULL);
+	if (err == 0 && res && res->n_cache_sessions)
+		auth_join_caches(up, p->conn_id, res);
 	if (err == -ENOENT && res && res->result &&
 	    res->result->code == IMGW__ERROR_CODE__ERROR_NONE) {
 		/* The client left while the daemon marked it online. */
@@ -284,6 +300,9 @@ DEFINE_DISPATCH(upstream_on_kick_device, Imgw__KickDevice,
 		imgw__kick_device__free_unpacked)
 DEFINE_DISPATCH(upstream_on_deliver, Imgw__Deliver, imgw__deliver__unpack,
 		deliver_handle, imgw__deliver__free_unpacked)
+DEFINE_DISPATCH(upstream_on_session_cache, Imgw__SessionCache,
+		imgw__session_cache__unpack, super_gw_session_cache,
+		imgw__session_cache__free_unpacked)
 
 static void upstream_on_error(struct upstream *up, const uint8_t *body,
 			      size_t len)
@@ -318,6 +337,9 @@ static void upstream_dispatch(struct upstream *up,
 		break;
 	case OP_KICK_DEVICE:
 		upstream_on_kick_device(up, body, hdr->body_len);
+		break;
+	case OP_SESSION_CACHE:
+		upstream_on_session_cache(up, body, hdr->body_len);
 		break;
 	case OP_ERROR:
 		upstream_on_error(up, body, hdr->body_len);
@@ -539,4 +561,18 @@ void upstream_presence_offline(struct upstream *up, const struct conn *c)
 	msg.device = &dev;
 	msg.online = 0;
 	upstream_send(up, OP_PRESENCE, 0, &msg.base);
+}
+
+int upstream_super_ack(struct upstream *up, uint64_t session_id,
+		       uint32_t epoch, Imgw__SessionType type, uint32_t cached)
+{
+	Imgw__SuperAck msg = IMGW__SUPER_ACK__INIT;
+
+	if (!upstream_is_up(up))
+		return -ENOTCONN;
+	msg.session_id = session_id;
+	msg.epoch = epoch;
+	msg.type = type;
+	msg.cached = cached;
+	return upstream_send(up, OP_SUPER_ACK, 0, &msg.base);
 }

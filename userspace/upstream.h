@@ -44,6 +44,11 @@ int upstream_forward(struct upstream *up, struct conn *c, unsigned int op,
 		     uint32_t client_request_id, const uint8_t *body,
 		     size_t len);
 
+/* Sends SUPER_ACK for a transition the gateway applied. Returns 0,
+ * -ENOTCONN or -ENOMEM. */
+int upstream_super_ack(struct upstream *up, uint64_t session_id,
+		       uint32_t epoch, Imgw__SessionType type, uint32_t cached);
+
 /* Sends PRESENCE offline for logged-in connection c, if the link is up. */
 void upstream_presence_offline(struct upstream *up, const struct conn *c);
 
