@@ -20,6 +20,7 @@
 #include "link.h"
 #include "log.h"
 #include "msg.h"
+#include "superwire.h"
 #include "token.h"
 
 #define ADMIN_MAX_SEGMENTS 6
@@ -164,6 +165,70 @@ static void admin_healthz(struct admin_req *r)
 				  (json_int_t)r->bz->presence->devices));
 }
 
+static int admin_count_super(void *arg, const struct super_session_info *info)
+{
+	uint64_t *count = arg;
+
+	if (info->type == SUPER_TYPE_SUPER)
+		(*count)++;
+	return 0;
+}
+
+/* Appends a counter with one line per label value. */
+static void admin_metric_labeled(struct evbuffer *out, const char *name,
+				 const char *help, const char *label,
+				 const char *const *values,
+				 const uint64_t *counts, size_t n)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name,
+			    help, name);
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(out, "%s{%s=\"%s\"} %" PRIu64 "\n", name,
+				    label, values[i], counts[i]);
+}
+
+static void admin_super_metrics(struct superwire *sw, struct evbuffer *out)
+{
+	static const char *const kinds[] = { "upgrade", "demote" };
+	static const char *const results[] = {
+		"accepted", "stale", "duplicate", "unknown",
+	};
+	const struct super_table *table = superwire_table(sw);
+	struct super_stats st;
+	uint64_t supers = 0;
+
+	super_stats_get(table, &st);
+	super_foreach_session(table, bizsvr_mono_ms(), admin_count_super,
+			      &supers);
+	metrics_append(out, "bizsvr_super_sessions", "gauge",
+		       "Sessions of type super.", supers);
+	metrics_append(out, "bizsvr_super_entries", "gauge",
+		       "Sessions with an entry in the super table.", st.entries);
+	metrics_append(out, "bizsvr_super_tracked", "gauge",
+		       "Sessions with per-gateway transition state.",
+		       st.tracked);
+	admin_metric_labeled(out, "bizsvr_super_transitions_total",
+			     "Super-session transitions started, by kind.",
+			     "kind", kinds,
+			     (const uint64_t[]){ st.upgrades, st.demotes }, 2);
+	admin_metric_labeled(out, "bizsvr_super_acks_total",
+			     "SUPER_ACK frames, by how the table took them.",
+			     "result", results,
+			     (const uint64_t[]){ st.acks_accepted,
+						 st.acks_stale,
+						 st.acks_duplicate,
+						 st.acks_unknown }, 4);
+	metrics_append(out, "bizsvr_super_retries_total", "counter",
+		       "Transitions sent again to a gateway that had not acknowledged.",
+		       st.retries);
+	metrics_append(out, "bizsvr_super_converge_ms_sum", "counter",
+		       "Milliseconds from transitions to the last gateway's acknowledgement.",
+		       st.convergence_ms_sum);
+	metrics_append(out, "bizsvr_super_converge_ms_count", "counter",
+		       "Transitions every live gateway acknowledged.",
+		       st.convergences);
+}
+
 static void admin_metrics(struct admin_req *r)
 {
 	const struct bizsvr_stats *st = &r->bz->stats;
@@ -200,6 +265,17 @@ static void admin_metrics(struct admin_req *r)
 		       "Device targets in DELIVER frames.", st->deliveries);
 	metrics_append(out, "bizsvr_syncs_total", "counter",
 		       "SYNC requests served.", st->syncs);
+	metrics_append(out, "bizsvr_broadcasts_total", "counter",
+		       "DELIVER frames of type SUPER, without a device list.",
+		       st->broadcasts);
+	metrics_append(out, "bizsvr_super_transition_frames_total", "counter",
+		       "DELIVER frames re-sending a transition without a message.",
+		       st->transition_frames);
+	metrics_append(out, "bizsvr_session_cache_frames_total", "counter",
+		       "SESSION_CACHE frames sent for membership changes.",
+		       st->session_cache_frames);
+	if (r->bz->super)
+		admin_super_metrics(r->bz->super, out);
 	metrics_append(out, "bizsvr_http_requests_total", "counter",
 		       "Admin HTTP requests.", st->http_requests);
 	evhttp_add_header(evhttp_request_get_output_headers(r->req),
@@ -442,6 +518,10 @@ static void admin_add_members(struct admin_req *r, struct session *s)
 		ret = session_member_add(r->bz->sessions, s, users[i],
 					 (int64_t)bizsvr_now_ms());
 		added += ret > 0;
+		/* Before the reply, so a caller that sees it can rely on
+		 * the new member's devices being in the gateways' caches. */
+		if (ret > 0)
+			superwire_member_changed(r->bz->super, s, users[i], 1);
 	}
 	if (ret < 0)
 		admin_store_error(r, "adding members", ret);
@@ -464,6 +544,8 @@ static void admin_remove_member(struct admin_req *r, struct session *s,
 		admin_store_error(r, "removing the member", ret);
 		return;
 	}
+	if (ret > 0)
+		superwire_member_changed(r->bz->super, s, user, 0);
 	http_reply_json(r->req, 200, json_pack("{s:i}", "removed", ret));
 }
 
@@ -589,13 +671,194 @@ static void admin_user_devices(struct admin_req *r, const char *user)
 			json_pack("{s:s, s:o}", "user_id", user, "devices", arr));
 }
 
+/* The clocks for turning the super table's monotonic times into wall-clock
+ * milliseconds, read once per request. */
+struct admin_clock {
+	int64_t mono_ms;
+	uint64_t wall_ms;
+};
+
+static struct admin_clock admin_clock_now(void)
+{
+	struct admin_clock c = {
+		.mono_ms = bizsvr_mono_ms(),
+		.wall_ms = bizsvr_now_ms(),
+	};
+
+	return c;
+}
+
+/* Returns mono_ms as wall-clock milliseconds, or JSON null unless set. */
+static json_t *admin_clock_json(const struct admin_clock *c, int64_t mono_ms,
+				int set)
+{
+	if (!set)
+		return json_null();
+	return json_integer((json_int_t)c->wall_ms -
+			    (json_int_t)(c->mono_ms - mono_ms));
+}
+
+static json_t *admin_super_summary(const struct super_session_info *info,
+				   const struct admin_clock *c)
+{
+	return json_pack("{s:I, s:s, s:I, s:b, s:b, s:b, s:i, s:o, s:f}",
+			 "session_id", (json_int_t)info->session_id,
+			 "type", super_type_name(info->type),
+			 "epoch", (json_int_t)info->epoch,
+			 "pinned", info->pinned,
+			 "converged", info->converged,
+			 "tracked", info->tracked,
+			 "pending_gateways", (int)info->pending_nodes,
+			 "last_transition_ms",
+			 admin_clock_json(c, info->last_transition_ms,
+					  info->last_transition_ms >= 0),
+			 "rate", (double)info->rate_milli / 1000.0);
+}
+
+/* Returns the per-gateway state of a session with tracked state, one
+ * element per node index the daemon assigned, or an empty array. */
+static json_t *admin_super_gateways(struct superwire *sw, uint64_t session_id,
+				    const struct admin_clock *c)
+{
+	const struct super_table *table = superwire_table(sw);
+	struct super_node_info ni;
+	json_t *arr = json_array();
+
+	for (unsigned int n = 0; arr && n < superwire_node_count(sw); n++) {
+		if (super_node_info(table, session_id, n, &ni) < 0)
+			break;
+		json_array_append_new(arr,
+			json_pack("{s:s, s:s, s:b, s:b, s:b, s:o, s:I, s:o}",
+				  "node_id", superwire_node_id(sw, n),
+				  "state", ni.state == SUPER_NODE_ACKED ?
+				  "acked" : "pending",
+				  "up", ni.up, "sent", ni.sent,
+				  "may_cache", ni.may_cache,
+				  "since_ms", admin_clock_json(c, ni.since_ms, 1),
+				  "retries", (json_int_t)ni.retries,
+				  "last_send_ms",
+				  admin_clock_json(c, ni.last_send_ms,
+						   ni.last_send_ms != 0)));
+	}
+	return arr;
+}
+
+static void admin_reply_super(struct admin_req *r, uint64_t session_id)
+{
+	struct superwire *sw = r->bz->super;
+	struct admin_clock c = admin_clock_now();
+	struct super_session_info info;
+	json_t *body;
+
+	if (super_session_info(superwire_table(sw), session_id, c.mono_ms,
+			       &info) < 0) {
+		/* No entry: the session is normal and every gateway agrees. */
+		memset(&info, 0, sizeof(info));
+		info.session_id = session_id;
+		info.type = SUPER_TYPE_NORMAL;
+		info.converged = 1;
+		info.last_transition_ms = -1;
+	}
+	body = admin_super_summary(&info, &c);
+	if (body)
+		json_object_set_new(body, "gateways",
+				    admin_super_gateways(sw, session_id, &c));
+	if (!body) {
+		http_reply_error(r->req, 500, "out of memory");
+		return;
+	}
+	http_reply_json(r->req, 200, body);
+}
+
+/* Applies {"action": "upgrade" | "demote" | "auto"} to s. */
+static void admin_super_action(struct admin_req *r, struct session *s)
+{
+	struct superwire *sw = r->bz->super;
+	const char *action;
+	json_t *body;
+	int err = 0;
+
+	body = http_read_json(r->req);
+	if (!body)
+		return;
+	action = admin_json_string(r, body, "action", NULL);
+	if (!action)
+		goto out;
+	if (strcmp(action, "upgrade") == 0) {
+		err = superwire_force(sw, s, SUPER_TYPE_SUPER);
+	} else if (strcmp(action, "demote") == 0) {
+		err = superwire_force(sw, s, SUPER_TYPE_NORMAL);
+	} else if (strcmp(action, "auto") == 0) {
+		/* A session without an entry is already left to the rules. */
+		err = superwire_unpin(sw, s->id);
+		err = err == -ENOENT ? 0 : err;
+	} else {
+		http_reply_error(r->req, 400, "invalid \"action\" '%s': expected \"upgrade\", \"demote\" or \"auto\"",
+				 action);
+		goto out;
+	}
+	if (err < 0) {
+		pr_error("admin: super action %s on session %" PRIu64 " failed: %s",
+			 action, s->id, strerror(-err));
+		http_reply_error(r->req, 500, "super action %s failed: %s",
+				 action, strerror(-err));
+		goto out;
+	}
+	admin_reply_super(r, s->id);
+out:
+	json_decref(body);
+}
+
+/* Serves /v1/sessions/{id}/super. */
+static void admin_session_super(struct admin_req *r, struct session *s)
+{
+	if (!r->bz->super) {
+		http_reply_error(r->req, 409, "super sessions are disabled: set [super] enabled = true");
+		return;
+	}
+	if (r->method == EVHTTP_REQ_GET)
+		admin_reply_super(r, s->id);
+	else if (admin_allow(r, EVHTTP_REQ_POST, "GET, POST"))
+		admin_super_action(r, s);
+}
+
+static int admin_super_list_one(void *arg, const struct super_session_info *info)
+{
+	struct admin_clock c = admin_clock_now();
+
+	json_array_append_new(arg, admin_super_summary(info, &c));
+	return 0;
+}
+
+/* Serves /v1/super: every session with an entry in the super table. */
+static void admin_super_list(struct admin_req *r)
+{
+	json_t *arr;
+
+	if (!admin_allow(r, EVHTTP_REQ_GET, "GET"))
+		return;
+	if (!r->bz->super) {
+		http_reply_error(r->req, 409, "super sessions are disabled: set [super] enabled = true");
+		return;
+	}
+	arr = json_array();
+	if (!arr) {
+		http_reply_error(r->req, 500, "out of memory");
+		return;
+	}
+	super_foreach_session(superwire_table(r->bz->super), bizsvr_mono_ms(),
+			      admin_super_list_one, arr);
+	http_reply_json(r->req, 200, json_pack("{s:o}", "sessions", arr));
+}
+
 /* Serves /v1/sessions/{id}[/...]. */
 static void admin_route_session(struct admin_req *r)
 {
 	struct session *s;
 
 	if (r->n_seg > 5 || (r->n_seg >= 4 && !seg_is(r, 3, "members") &&
-			     !seg_is(r, 3, "messages")) ||
+			     !seg_is(r, 3, "messages") &&
+			     !seg_is(r, 3, "super")) ||
 	    (r->n_seg == 5 && !seg_is(r, 3, "members"))) {
 		http_reply_error(r->req, 404, "no such route");
 		return;
@@ -613,6 +876,8 @@ static void admin_route_session(struct admin_req *r)
 	} else if (seg_is(r, 3, "messages")) {
 		if (admin_allow(r, EVHTTP_REQ_POST, "POST"))
 			admin_session_message(r, s);
+	} else if (seg_is(r, 3, "super")) {
+		admin_session_super(r, s);
 	} else if (r->method == EVHTTP_REQ_GET) {
 		admin_list_members(r, s);
 	} else if (admin_allow(r, EVHTTP_REQ_POST, "GET, POST")) {
@@ -663,6 +928,8 @@ static void admin_route(struct admin_req *r)
 		admin_route_session(r);
 	else if (r->n_seg >= 3 && seg_is(r, 0, "v1") && seg_is(r, 1, "users"))
 		admin_route_user(r);
+	else if (r->n_seg == 2 && seg_is(r, 0, "v1") && seg_is(r, 1, "super"))
+		admin_super_list(r);
 	else
 		http_reply_error(r->req, 404, "no such route");
 }

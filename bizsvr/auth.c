@@ -12,6 +12,7 @@
 #include "handlers.h"
 #include "imgw.pb-c.h"
 #include "log.h"
+#include "superwire.h"
 #include "token.h"
 
 /* The parts of a LoginResult that own memory, freed after sending. */
@@ -21,6 +22,8 @@ struct auth_reply {
 	Imgw__SessionInfo **info_ptrs;
 	struct store_session *rows;
 	size_t n_rows;
+	uint64_t *cache_sessions;     /* AuthResult.cache_sessions */
+	size_t n_cache_sessions;
 };
 
 static void auth_reply_free(struct auth_reply *r)
@@ -29,11 +32,12 @@ static void auth_reply_free(struct auth_reply *r)
 		free(r->infos[i].members);
 	free(r->infos);
 	free(r->info_ptrs);
+	free(r->cache_sessions);
 	store_sessions_free(r->rows, r->n_rows);
 }
 
 static void auth_send(struct link *l, uint32_t request_id, const Imgw__Auth *a,
-		      Imgw__LoginResult *result)
+		      Imgw__LoginResult *result, const struct auth_reply *r)
 {
 	Imgw__AuthResult ar = IMGW__AUTH_RESULT__INIT;
 	int err;
@@ -41,6 +45,10 @@ static void auth_send(struct link *l, uint32_t request_id, const Imgw__Auth *a,
 	ar.conn_id = a->device ? a->device->conn_id : 0;
 	ar.client_request_id = a->client_request_id;
 	ar.result = result;
+	if (r) {
+		ar.cache_sessions = r->cache_sessions;
+		ar.n_cache_sessions = r->n_cache_sessions;
+	}
 	result->conn_id = ar.conn_id;
 	result->server_time_ms = bizsvr_now_ms();
 	err = link_send(l, OP_AUTH_RESULT, request_id, &ar.base);
@@ -66,7 +74,7 @@ static void auth_reject(struct bizsvr *bz, struct link *l, uint32_t request_id,
 		reason);
 	result.code = code;
 	result.reason = (char *)reason;
-	auth_send(l, request_id, a, &result);
+	auth_send(l, request_id, a, &result, NULL);
 }
 
 /* Returns NULL when the login may proceed, or the reason it may not. The
@@ -111,10 +119,25 @@ static int auth_fill_members(struct bizsvr *bz, Imgw__SessionInfo *info)
 	return 0;
 }
 
+/*
+ * Sets the type of info from the super table and, when the gateway of l
+ * may hold a cache for the session, lists the session in
+ * r->cache_sessions so the gateway adds the new connection to it.
+ */
+static void auth_super_session(struct bizsvr *bz, struct link *l,
+			       Imgw__SessionInfo *info, struct auth_reply *r)
+{
+	info->type = (Imgw__SessionType)superwire_type(bz->super,
+						       info->session_id);
+	if (superwire_may_cache(bz->super, info->session_id,
+				link_super_node(l)))
+		r->cache_sessions[r->n_cache_sessions++] = info->session_id;
+}
+
 /* Fills r->result.sessions with the sessions of user. Returns 0 or a
  * negative errno. */
-static int auth_list_sessions(struct bizsvr *bz, const char *user,
-			      struct auth_reply *r)
+static int auth_list_sessions(struct bizsvr *bz, struct link *l,
+			      const char *user, struct auth_reply *r)
 {
 	int err;
 
@@ -124,7 +147,9 @@ static int auth_list_sessions(struct bizsvr *bz, const char *user,
 	r->infos = calloc(r->n_rows ? r->n_rows : 1, sizeof(*r->infos));
 	r->info_ptrs = calloc(r->n_rows ? r->n_rows : 1,
 			      sizeof(*r->info_ptrs));
-	if (!r->infos || !r->info_ptrs)
+	r->cache_sessions = calloc(r->n_rows ? r->n_rows : 1,
+				   sizeof(*r->cache_sessions));
+	if (!r->infos || !r->info_ptrs || !r->cache_sessions)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->n_rows; i++) {
 		Imgw__SessionInfo *info = &r->infos[i];
@@ -134,7 +159,7 @@ static int auth_list_sessions(struct bizsvr *bz, const char *user,
 		info->kind = (Imgw__SessionKind)r->rows[i].kind;
 		info->name = r->rows[i].name;
 		info->last_seq = r->rows[i].last_seq;
-		info->type = IMGW__SESSION_TYPE__SESSION_TYPE_NORMAL;
+		auth_super_session(bz, l, info, r);
 		if (info->kind == IMGW__SESSION_KIND__SESSION_KIND_DIRECT) {
 			err = auth_fill_members(bz, info);
 			if (err < 0)
@@ -204,7 +229,7 @@ void auth_handle(struct bizsvr *bz, struct link *l, uint32_t request_id,
 		auth_reject(bz, l, request_id, a, code, reason);
 		goto out;
 	}
-	err = auth_list_sessions(bz, a->login->user_id, &r);
+	err = auth_list_sessions(bz, l, a->login->user_id, &r);
 	if (err < 0) {
 		pr_error("auth: listing sessions of %s failed: %s",
 			 a->login->user_id, strerror(-err));
@@ -232,7 +257,7 @@ void auth_handle(struct bizsvr *bz, struct link *l, uint32_t request_id,
 	pr_debug("auth: %s/%s online on node %s conn %llu",
 		 a->login->user_id, a->login->device_id, link_node_id(l),
 		 (unsigned long long)a->device->conn_id);
-	auth_send(l, request_id, a, &r.result);
+	auth_send(l, request_id, a, &r.result, &r);
 out:
 	auth_reply_free(&r);
 	imgw__auth__free_unpacked(a, NULL);

@@ -14,6 +14,14 @@ uint64_t bizsvr_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+int64_t bizsvr_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Returns the length of the UTF-8 sequence at s, or 0 when it is invalid
  * (overlong forms, surrogates and code points above U+10FFFF included). */
 static size_t utf8_sequence_len(const unsigned char *s)

@@ -18,6 +18,7 @@
 
 struct link_server;
 struct admin;
+struct superwire;
 
 struct bizsvr_stats {
 	uint64_t logins;
@@ -27,6 +28,9 @@ struct bizsvr_stats {
 	uint64_t messages_duplicate;
 	uint64_t deliver_frames;
 	uint64_t deliveries;         /* device targets over all DELIVER frames */
+	uint64_t broadcasts;         /* DELIVER frames of type SUPER */
+	uint64_t transition_frames;  /* DELIVERs without a message: retries */
+	uint64_t session_cache_frames; /* SESSION_CACHE frames */
 	uint64_t syncs;
 	uint64_t http_requests;
 };
@@ -39,12 +43,16 @@ struct bizsvr {
 	struct presence *presence;
 	struct link_server *links;
 	struct admin *admin;
+	struct superwire *super;     /* NULL when [super] enabled is false */
 	struct bizsvr_stats stats;
 	char boot_id[33];            /* random hex, new at every start */
 };
 
 /* Returns the wall clock time in milliseconds since the epoch. */
 uint64_t bizsvr_now_ms(void);
+
+/* Returns CLOCK_MONOTONIC in milliseconds, the clock of the super table. */
+int64_t bizsvr_mono_ms(void);
 
 /* Returns whether text is valid UTF-8 of at most max_len bytes without
  * control characters. */

@@ -23,6 +23,7 @@
 #include "imgw.pb-c.h"
 #include "link.h"
 #include "log.h"
+#include "superwire.h"
 #include "wire.h"
 
 /* A gateway that falls this far behind is dropped; it reconnects, registers
@@ -36,6 +37,7 @@ struct link {
 	char peer[64];
 	char *node_id;               /* set by REGISTER */
 	int registered;              /* owns node_id in ls->by_node */
+	int super_node;              /* super table index, or SUPERWIRE_NO_NODE */
 	int closing;
 	const char *close_reason;
 	struct event *close_ev;
@@ -70,15 +72,29 @@ const char *link_node_id(const struct link *l)
 	return l->node_id ? l->node_id : "";
 }
 
+struct link *link_next(struct link_server *ls, struct link *prev)
+{
+	return prev ? prev->hh.next : ls->by_node;
+}
+
+int link_super_node(const struct link *l)
+{
+	return l->super_node;
+}
+
 static void link_free(struct link *l, const char *reason)
 {
 	struct link_server *ls = l->ls;
 	size_t dropped = 0;
 
 	if (l->registered) {
+		/* Only the node's current link is registered, so a replaced
+		 * link's late close never marks the new link's node down. */
 		HASH_DEL(ls->by_node, l);
 		ls->registered--;
 		dropped = presence_drop_node(ls->bz->presence, l->node_id);
+		if (ls->bz->super)
+			superwire_node_down(ls->bz->super, l->super_node);
 	}
 	pr_info("link %llu from %s closed: node %s, %s, %zu devices offline",
 		(unsigned long long)l->id, l->peer,
@@ -240,6 +256,7 @@ static int link_handle_register(struct link *l, uint32_t request_id,
 				const uint8_t *body, size_t len)
 {
 	Imgw__RegisterResult res = IMGW__REGISTER_RESULT__INIT;
+	struct bizsvr *bz = l->ls->bz;
 	Imgw__Register *reg;
 	int err;
 
@@ -260,14 +277,23 @@ static int link_handle_register(struct link *l, uint32_t request_id,
 	}
 	for (size_t i = 0; i < reg->n_devices; i++)
 		link_register_device(l, reg->devices[i]);
+	if (bz->super)
+		l->super_node = superwire_node_up(bz->super, l->node_id,
+						  reg->boot_id);
 	pr_info("link %llu from %s registered node %s boot %s with %zu devices",
 		(unsigned long long)l->id, l->peer, l->node_id, reg->boot_id,
 		reg->n_devices);
 	imgw__register__free_unpacked(reg, NULL);
 
 	res.code = IMGW__ERROR_CODE__ERROR_NONE;
-	res.daemon_boot_id = l->ls->bz->boot_id;
-	return link_send(l, OP_REGISTER_RESULT, request_id, &res.base);
+	res.daemon_boot_id = bz->boot_id;
+	err = link_send(l, OP_REGISTER_RESULT, request_id, &res.base);
+	if (err < 0)
+		return err;
+	/* The new registration holds no acknowledged transition. */
+	if (bz->super)
+		superwire_node_resend(bz->super, l->super_node);
+	return 0;
 }
 
 /* Returns 0, or a negative errno when the link must close. */
@@ -294,6 +320,14 @@ static int link_dispatch(struct link *l, const struct frame_header *hdr,
 		return 0;
 	case OP_PRESENCE:
 		auth_handle_presence(bz, l, body, len);
+		return 0;
+	case OP_SUPER_ACK:
+		if (bz->super)
+			superwire_handle_ack(bz->super, l, l->super_node, body,
+					     len);
+		else
+			pr_debug("link %llu node %s: SUPER_ACK while super sessions are disabled, ignoring it",
+				 (unsigned long long)l->id, l->node_id);
 		return 0;
 	case OP_REGISTER:
 		pr_warn("link %llu node %s: second REGISTER on one link, closing",
@@ -383,6 +417,7 @@ static void link_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	}
 	l->ls = ls;
 	l->id = ++ls->next_id;
+	l->super_node = SUPERWIRE_NO_NODE;
 	format_peer(sa, l->peer, sizeof(l->peer));
 	/* Replies and pushes are small and latency-bound. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

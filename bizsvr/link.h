@@ -28,6 +28,14 @@ struct link *link_find(struct link_server *ls, const char *node_id);
 unsigned int link_count(const struct link_server *ls);
 const char *link_node_id(const struct link *l);
 
+/* Returns the registered link after prev (the first one for NULL), or NULL
+ * after the last. The order is stable while no link registers or closes. */
+struct link *link_next(struct link_server *ls, struct link *prev);
+
+/* Returns the super table node index of a registered link, or
+ * SUPERWIRE_NO_NODE (superwire.h). */
+int link_super_node(const struct link *l);
+
 /* Queue one frame on the link. Return 0, -ENOTCONN when the link is
  * closing, or -ENOMEM. */
 int link_send(struct link *l, unsigned int op, uint32_t request_id,

@@ -17,6 +17,7 @@
 #include "bizsvr.h"
 #include "link.h"
 #include "log.h"
+#include "superwire.h"
 
 static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -55,6 +56,14 @@ static int main_start(struct bizsvr *bz)
 			 strerror(ENOMEM));
 		return -1;
 	}
+	if (cfg->super_enabled) {
+		bz->super = superwire_new(bz);
+		if (!bz->super) {
+			pr_error("bizsvr: creating the super-session table failed: %s",
+				 strerror(errno));
+			return -1;
+		}
+	}
 	bz->links = link_server_new(bz);
 	if (!bz->links) {
 		pr_error("bizsvr: listening for gateways on %s failed: %s",
@@ -73,7 +82,9 @@ static int main_start(struct bizsvr *bz)
 static void main_stop(struct bizsvr *bz)
 {
 	admin_free(bz->admin);
+	/* Closing links marks their nodes down in the super table. */
 	link_server_free(bz->links);
+	superwire_free(bz->super);
 	session_cache_free(bz->sessions);
 	presence_free(bz->presence);
 	store_close(bz->store);

@@ -14,6 +14,7 @@
 #include "imgw.pb-c.h"
 #include "log.h"
 #include "msg.h"
+#include "superwire.h"
 
 #define MSG_CLIENT_ID_MAX 128
 /*
@@ -28,11 +29,18 @@ struct fanout_node {
 	const char *node_id;         /* key; points into presence */
 	Imgw__Device *devices;
 	size_t count, cap;
+	ssize_t origin;              /* index of the sending connection, or -1 */
 	UT_hash_handle hh;
 };
 
+/* What one gateway gets for one message. */
+struct fanout_plan {
+	struct link *link;
+	struct super_plan plan;
+};
+
 static int fanout_add(struct fanout_node **nodes,
-		      const struct presence_device *d)
+		      const struct presence_device *d, int is_origin)
 {
 	const char *node_id = d->node->node_id;
 	struct fanout_node *fn;
@@ -44,6 +52,7 @@ static int fanout_add(struct fanout_node **nodes,
 		if (!fn)
 			return -ENOMEM;
 		fn->node_id = node_id;
+		fn->origin = -1;
 		HASH_ADD_KEYPTR(hh, *nodes, node_id, strlen(node_id), fn);
 	}
 	if (fn->count == fn->cap) {
@@ -55,6 +64,8 @@ static int fanout_add(struct fanout_node **nodes,
 		fn->devices = p;
 		fn->cap = cap;
 	}
+	if (is_origin)
+		fn->origin = (ssize_t)fn->count;
 	dev = &fn->devices[fn->count++];
 	imgw__device__init(dev);
 	dev->user_id = d->user->user_id;
@@ -77,14 +88,14 @@ static void fanout_free(struct fanout_node *nodes)
 static int msg_is_origin(const struct presence_device *d,
 			 const struct msg_origin *from)
 {
-	return from->node_id && d->conn_id == from->conn_id &&
+	return from && from->node_id && d->conn_id == from->conn_id &&
 	       strcmp(d->node->node_id, from->node_id) == 0;
 }
 
 /*
- * Groups the online devices of the members of s by gateway node, leaving out
- * the origin's connection (the sender's other devices are included). This is
- * the one place that decides who receives a session message.
+ * Groups the online devices of the members of s by gateway node, marking
+ * the origin's connection (the sender's other devices are plain targets).
+ * This is the one place that decides who receives a session message.
  */
 static int msg_group_targets(struct bizsvr *bz, const struct session *s,
 			     const struct msg_origin *from,
@@ -101,9 +112,7 @@ static int msg_group_targets(struct bizsvr *bz, const struct session *s,
 		if (!u)
 			continue;
 		DL_FOREACH2(u->devices, d, user_next) {
-			if (msg_is_origin(d, from))
-				continue;
-			err = fanout_add(nodes, d);
+			err = fanout_add(nodes, d, msg_is_origin(d, from));
 			if (err < 0) {
 				fanout_free(*nodes);
 				*nodes = NULL;
@@ -114,34 +123,67 @@ static int msg_group_targets(struct bizsvr *bz, const struct session *s,
 	return 0;
 }
 
-static int msg_deliver_node(struct bizsvr *bz, const struct fanout_node *fn,
-			    const struct store_message *m,
+/*
+ * Points targets at the devices of fn for a DELIVER of type. The origin's
+ * connection is left out, except from an upgrade: it is a member's device
+ * and belongs in the gateway's cache, which exclude_conn_id keeps it from
+ * being pushed to. Returns the count.
+ */
+static size_t msg_fill_targets(const struct fanout_node *fn,
+			       enum super_type type, Imgw__Device **targets)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; fn && i < fn->count; i++) {
+		if ((ssize_t)i == fn->origin && type != SUPER_TYPE_UPGRADE)
+			continue;
+		targets[n++] = &fn->devices[i];
+	}
+	return n;
+}
+
+/*
+ * Sends one DELIVER of a session to l as plan says, with the devices of fn
+ * unless the plan is SUPER. A NORMAL plan without devices sends nothing.
+ * push may be empty: a transition without a message.
+ */
+static int msg_deliver_node(struct bizsvr *bz, struct link *l,
+			    const struct super_plan *plan,
+			    const struct fanout_node *fn, uint64_t session_id,
+			    uint64_t seq, uint64_t exclude_conn_id,
 			    const ProtobufCBinaryData *push)
 {
 	Imgw__Deliver deliver = IMGW__DELIVER__INIT;
-	struct link *l = link_find(bz->links, fn->node_id);
-	Imgw__Device **targets;
+	Imgw__Device **targets = NULL;
+	size_t n = 0;
 	int err;
 
-	if (!l)
-		return -ENOTCONN;
-	targets = malloc(fn->count * sizeof(*targets));
-	if (!targets)
-		return -ENOMEM;
-	for (size_t i = 0; i < fn->count; i++)
-		targets[i] = &fn->devices[i];
-	deliver.session_id = m->session_id;
-	deliver.seq = m->seq;
-	deliver.type = IMGW__SESSION_TYPE__SESSION_TYPE_NORMAL;
+	if (plan->with_devices && fn) {
+		targets = malloc(fn->count * sizeof(*targets));
+		if (!targets)
+			return -ENOMEM;
+		n = msg_fill_targets(fn, plan->type, targets);
+	}
+	if (plan->type == SUPER_TYPE_NORMAL && n == 0) {
+		free(targets);
+		return 0;
+	}
+	deliver.session_id = session_id;
+	deliver.seq = seq;
+	deliver.type = (Imgw__SessionType)plan->type;
+	deliver.epoch = plan->epoch;
 	deliver.targets = targets;
-	deliver.n_targets = fn->count;
+	deliver.n_targets = n;
 	deliver.push = *push;
+	deliver.exclude_conn_id = exclude_conn_id;
 	err = link_send(l, OP_DELIVER, 0, &deliver.base);
 	free(targets);
 	if (err < 0)
 		return err;
 	bz->stats.deliver_frames++;
-	bz->stats.deliveries += fn->count;
+	bz->stats.deliveries += n;
+	if (plan->type == SUPER_TYPE_SUPER)
+		bz->stats.broadcasts++;
 	return 0;
 }
 
@@ -166,43 +208,148 @@ static uint8_t *msg_pack_push(const struct store_message *m, size_t *len)
 	return buf;
 }
 
-/* Pushes a stored message to the online members of s. A failure loses the
- * push only; receivers find the gap by seq and sync. */
-static void msg_fanout(struct bizsvr *bz, const struct session *s,
+/*
+ * Plans the message for every registered gateway into plans (link_count()
+ * elements). Returns how many were planned and sets *need_devices when at
+ * least one plan needs a device list.
+ */
+static size_t msg_plan_nodes(struct bizsvr *bz, uint64_t session_id,
+			     struct fanout_plan *plans, int *need_devices)
+{
+	struct link *l = NULL;
+	size_t n = 0;
+
+	*need_devices = 0;
+	while ((l = link_next(bz->links, l))) {
+		if (superwire_plan(bz->super, session_id, link_super_node(l),
+				   &plans[n].plan) < 0)
+			continue;
+		plans[n].link = l;
+		*need_devices |= plans[n].plan.with_devices;
+		n++;
+	}
+	return n;
+}
+
+/* Returns the origin's connection id when l is the origin's node, else 0:
+ * connection ids are per gateway. */
+static uint64_t msg_exclude_on(struct link *l, const struct msg_origin *from)
+{
+	if (!from || !from->node_id ||
+	    strcmp(link_node_id(l), from->node_id) != 0)
+		return 0;
+	return from->conn_id;
+}
+
+/* Sends m to every planned gateway. */
+static void msg_send_planned(struct bizsvr *bz, const struct fanout_plan *plans,
+			     size_t n, struct fanout_node *nodes,
+			     const struct store_message *m,
+			     const struct msg_origin *from,
+			     const ProtobufCBinaryData *push)
+{
+	struct fanout_node *fn;
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		HASH_FIND_STR(nodes, link_node_id(plans[i].link), fn);
+		err = msg_deliver_node(bz, plans[i].link, &plans[i].plan, fn,
+				       m->session_id, m->seq,
+				       msg_exclude_on(plans[i].link, from),
+				       push);
+		if (err < 0)
+			pr_warn("msg: DELIVER %s of session %llu seq %llu to node %s (%zu devices) failed: %s",
+				super_type_name(plans[i].plan.type),
+				(unsigned long long)m->session_id,
+				(unsigned long long)m->seq,
+				link_node_id(plans[i].link),
+				fn ? fn->count : 0, strerror(-err));
+	}
+}
+
+/*
+ * Pushes a stored message to the online members of s. A super session that
+ * every gateway acknowledged needs no device list, so the member scan runs
+ * only when some gateway's plan needs one. A failure loses the push only;
+ * receivers find the gap by seq and sync.
+ */
+static void msg_fanout(struct bizsvr *bz, struct session *s,
 		       const struct store_message *m,
 		       const struct msg_origin *from)
 {
-	struct fanout_node *nodes, *fn, *tmp;
+	struct fanout_node *nodes = NULL;
+	struct fanout_plan *plans;
 	ProtobufCBinaryData push;
-	int err;
+	int need_devices, err = -ENOMEM;
+	size_t n;
 
-	err = msg_group_targets(bz, s, from, &nodes);
-	if (err < 0)
+	superwire_note_message(bz->super, s);
+	plans = calloc(link_count(bz->links) + 1, sizeof(*plans));
+	if (!plans)
 		goto err_log;
-	if (!nodes)
-		return;
-	push.data = msg_pack_push(m, &push.len);
-	if (!push.data) {
-		fanout_free(nodes);
-		err = -ENOMEM;
-		goto err_log;
-	}
-	HASH_ITER(hh, nodes, fn, tmp) {
-		err = msg_deliver_node(bz, fn, m, &push);
+	n = msg_plan_nodes(bz, s->id, plans, &need_devices);
+	if (need_devices) {
+		err = msg_group_targets(bz, s, from, &nodes);
 		if (err < 0)
-			pr_warn("msg: DELIVER of session %llu seq %llu to node %s (%zu devices) failed: %s",
-				(unsigned long long)m->session_id,
-				(unsigned long long)m->seq, fn->node_id,
-				fn->count, strerror(-err));
+			goto err_free_plans;
 	}
+	push.data = msg_pack_push(m, &push.len);
+	err = -ENOMEM;
+	if (!push.data)
+		goto err_free_nodes;
+	msg_send_planned(bz, plans, n, nodes, m, from, &push);
 	free(push.data);
 	fanout_free(nodes);
+	free(plans);
 	return;
 
+err_free_nodes:
+	fanout_free(nodes);
+err_free_plans:
+	free(plans);
 err_log:
+	/* XXX: Planned transitions count as sent although nothing went out, so those gateways get them again only from the retry timer. */
 	pr_error("msg: fan-out of session %llu seq %llu failed: %s",
 		 (unsigned long long)m->session_id, (unsigned long long)m->seq,
 		 strerror(-err));
+}
+
+void msg_send_transitions(struct bizsvr *bz, const struct session *s,
+			  const int *nodes, size_t n)
+{
+	ProtobufCBinaryData empty = { 0 };
+	struct fanout_node *targets, *fn;
+	struct super_plan plan;
+	const char *node_id;
+	struct link *l;
+	int err;
+
+	err = msg_group_targets(bz, s, NULL, &targets);
+	if (err < 0) {
+		pr_error("msg: grouping the devices of session %llu for %zu transitions failed: %s",
+			 (unsigned long long)s->id, n, strerror(-err));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		node_id = superwire_node_id(bz->super, (unsigned int)nodes[i]);
+		l = node_id ? link_find(bz->links, node_id) : NULL;
+		if (!l || superwire_plan(bz->super, s->id, nodes[i], &plan) < 0)
+			continue;
+		/* The node acknowledged since it was listed. */
+		if (plan.type != SUPER_TYPE_UPGRADE &&
+		    plan.type != SUPER_TYPE_DEMOTE)
+			continue;
+		HASH_FIND_STR(targets, node_id, fn);
+		err = msg_deliver_node(bz, l, &plan, fn, s->id, 0, 0, &empty);
+		if (err < 0)
+			pr_warn("msg: sending %s epoch %u of session %llu to node %s failed: %s",
+				super_type_name(plan.type), plan.epoch,
+				(unsigned long long)s->id, node_id,
+				strerror(-err));
+		else
+			bz->stats.transition_frames++;
+	}
+	fanout_free(targets);
 }
 
 /* Stores the message; m->seq and m->time_ms hold the stored values after. */

@@ -32,4 +32,13 @@ int msg_post(struct bizsvr *bz, struct session *s,
 	     const uint8_t *payload, size_t len,
 	     struct store_append_result *res);
 
+/*
+ * Sends each of the n super table node indexes in nodes its pending
+ * transition of s (SUPER_UPGRADE or SUPER_DEMOTE, planned with
+ * superwire_plan()) as a DELIVER with the node's devices and no message.
+ * Nodes that acknowledged meanwhile, or have no link, get nothing.
+ */
+void msg_send_transitions(struct bizsvr *bz, const struct session *s,
+			  const int *nodes, size_t n);
+
 #endif

@@ -27,6 +27,7 @@ struct session {
 	struct session_member *members;    /* uthash set by user_id */
 	unsigned int member_count;
 	int stale;                         /* reload on next session_get() */
+	int64_t super_eval_ms;             /* last super rules check, monotonic */
 	UT_hash_handle hh;
 };
 
