@@ -42,6 +42,19 @@ INTEG_TESTS := $(patsubst tests/integ/%.c,$(BUILD)/tests/integ/%,$(wildcard test
 INTEG_HELPERS := $(filter-out tests/integ/test_%.c,$(wildcard tests/integ/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+# BPF programs: bpf/*.bpf.c -> $(BUILD)/bpf/*.bpf.o -> skeleton
+# $(BUILD)/gen/*.skel.h, which userspace/, tools/ and tests/ include. Built
+# against the uapi headers only: no vmlinux BTF on the target machines.
+BPF_CLANG ?= clang
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+BPF_SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/gen/%.skel.h,$(BPF_SRCS))
+BPF_CFLAGS := -target bpf -O2 -g -Wall -Wextra -Werror -Ibpf \
+	      -I/usr/include/$(shell $(CC) -dumpmachine)
+CFLAGS += -Ibpf
+LDLIBS += $(shell pkg-config --libs libbpf)
+TEST_LDLIBS += $(shell pkg-config --libs libbpf libxdp)
 LIB_OBJS := $(call obj,$(LIB_SRCS)) $(BUILD)/obj/gen/imgw.pb-c.o
 GW_OBJS := $(call obj,$(GW_SRCS))
 BIZ_OBJS := $(call obj,$(BIZ_SRCS))
@@ -50,6 +63,24 @@ all: $(BUILD)/imgw $(BUILD)/bizsvr $(TOOLS) $(UNIT_TESTS) $(INTEG_TESTS)
 
 deps:
 	./scripts/deps.sh
+
+all: $(BPF_OBJS) $(BPF_SKELS)
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h)
+	$(call msg,BPF,$<)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)bpftool gen skeleton $< name $* > $@
+
+# Skeletons must exist before the first compile; later edits are tracked
+# through the -MMD dependency files.
+$(call obj,$(wildcard userspace/*.c tools/*.c tests/unit/*.c)): | $(BPF_SKELS)
+
+$(BUILD)/imgw-loader: LDLIBS += $(shell pkg-config --libs libxdp)
 
 $(BUILD)/gen/imgw.pb-c.c $(BUILD)/gen/imgw.pb-c.h &: proto/imgw.proto
 	$(call msg,PROTOC,$<)
