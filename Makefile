@@ -30,6 +30,8 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
+# Keep objects of tools and tests, so a second `make` has nothing to do.
+.SECONDARY:
 .PHONY: all deps test test-unit test-integ test-san demo clean
 
 GEN := $(BUILD)/gen/imgw.pb-c.c $(BUILD)/gen/imgw.pb-c.h
