@@ -39,6 +39,10 @@ static void usage(FILE *out)
 		"  token USER [--ttl SEC]              mint a login token, print only the token\n"
 		"  session create [--direct] [--name NAME] USER...\n"
 		"  session show ID\n"
+		"  session super [ID [upgrade|demote|auto]]\n"
+		"                                      super-session state of ID, or of\n"
+		"                                      every tracked session; upgrade and\n"
+		"                                      demote force and pin, auto unpins\n"
 		"  members list ID\n"
 		"  members add ID USER...\n"
 		"  members remove ID USER\n"
@@ -228,6 +232,32 @@ static int take_id(struct ctl *ctl, int index, uint64_t *id)
 	return 0;
 }
 
+/* session super [ID [ACTION]]: show or force the super-session state. */
+static int session_super(struct ctl *ctl)
+{
+	const char *action;
+	char path[80];
+	uint64_t id;
+	int rc;
+
+	if (ctl->argc == 1)
+		return ctl_call_print(ctl, EVHTTP_REQ_GET, "/v1/super", NULL);
+	if (ctl->argc > 3)
+		return usage_error("usage: session super [ID [upgrade|demote|auto]]%s", "");
+	rc = take_id(ctl, 1, &id);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "/v1/sessions/%" PRIu64 "/super", id);
+	if (ctl->argc == 2)
+		return ctl_call_print(ctl, EVHTTP_REQ_GET, path, NULL);
+	action = ctl->argv[2];
+	if (strcmp(action, "upgrade") && strcmp(action, "demote") &&
+	    strcmp(action, "auto"))
+		return usage_error("invalid super action '%s': expected upgrade, demote or auto", action);
+	return ctl_call_print(ctl, EVHTTP_REQ_POST, path,
+			      json_pack("{s:s}", "action", action));
+}
+
 static int cmd_session(struct ctl *ctl)
 {
 	const char *verb = ctl->argc > 0 ? ctl->argv[0] : "";
@@ -240,8 +270,10 @@ static int cmd_session(struct ctl *ctl)
 		ctl->argv++;
 		return session_create(ctl);
 	}
+	if (strcmp(verb, "super") == 0)
+		return session_super(ctl);
 	if (strcmp(verb, "show") != 0)
-		return usage_error("unknown session command '%s' (create, show)", verb);
+		return usage_error("unknown session command '%s' (create, show, super)", verb);
 	if (ctl->argc != 2)
 		return usage_error("usage: session show ID%s", "");
 	rc = take_id(ctl, 1, &id);
