@@ -65,10 +65,15 @@ static void warn_no_cache(struct gateway *gw, const Imgw__Deliver *msg)
 		gw->super_warn_suppressed++;
 		return;
 	}
-	pr_warn("DELIVER SUPER session %llu seq %llu epoch %u: no cache for the session here, message not pushed (%llu more such frames since the last warning)",
-		(unsigned long long)msg->session_id,
-		(unsigned long long)msg->seq, msg->epoch,
-		(unsigned long long)gw->super_warn_suppressed);
+	if (gw->super_warn_suppressed)
+		pr_warn("DELIVER SUPER session %llu seq %llu epoch %u: no cache for the session here, message not pushed (%llu such frames not logged since the previous warning)",
+			(unsigned long long)msg->session_id,
+			(unsigned long long)msg->seq, msg->epoch,
+			(unsigned long long)gw->super_warn_suppressed);
+	else
+		pr_warn("DELIVER SUPER session %llu seq %llu epoch %u: no cache for the session here, message not pushed",
+			(unsigned long long)msg->session_id,
+			(unsigned long long)msg->seq, msg->epoch);
 	gw->super_warn_ms = now;
 	gw->super_warn_suppressed = 0;
 }
