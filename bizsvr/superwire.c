@@ -242,7 +242,7 @@ int superwire_node_up(struct superwire *sw, const char *node_id,
 	}
 	if (!boot_id || !boot_id[0] || strlen(boot_id) > SUPER_BOOT_ID_MAX) {
 		/* A stand-in that never repeats counts as a new process,
-		 * which is the safe reading: it holds no caches. */
+		 * which is the safe reading: it has no caches. */
 		snprintf(fallback, sizeof(fallback), "invalid-%" PRIu64,
 			 ++sw->boot_fallbacks);
 		pr_warn("super: node %s registered with an empty or over-long boot id, treating it as a new process",

@@ -4,7 +4,7 @@
  * maps gateway node ids to its node indexes, feeds it messages, gateway
  * registrations and SUPER_ACK frames, runs the retry and sweep timer, and
  * sends SESSION_CACHE frames for membership changes. The send pipeline in
- * msg.c asks it for each gateway's plan. docs/super-sessions.md describes
+ * msg.c gets each gateway's plan from it. docs/super-sessions.md describes
  * the whole flow.
  */
 #ifndef BIZSVR_SUPERWIRE_H
@@ -56,7 +56,7 @@ void superwire_handle_ack(struct superwire *sw, struct link *l, int node,
  * Counts a stored message of s into its rate window and, at most once per
  * second per session, applies the upgrade and demote rules, which may
  * start a transition. Sessions smaller than upgrade_min_members without an
- * entry cost nothing. Does nothing when sw is NULL.
+ * entry skip both steps. Does nothing when sw is NULL.
  */
 void superwire_note_message(struct superwire *sw, struct session *s);
 
