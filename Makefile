@@ -155,3 +155,8 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# The benchmark drives the kernel path directly: link userspace/kpath.c in.
+$(BUILD)/imgw-kpath-bench: $(BUILD)/obj/tools/imgw-kpath-bench.o $(BUILD)/obj/userspace/kpath.o $(BUILD)/libimgw.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -39,6 +39,7 @@ struct kpath {
 	struct mmsghdr *msgs;
 	struct iovec *iovs;
 	char *drain_buf;
+	enum kpath_send_mode mode;
 	struct kpath_stats stats;
 };
 
@@ -402,6 +403,35 @@ static void kpath_settle(struct kpath *kp, __u8 status, size_t len,
 }
 
 /*
+ * Sends the batch as one message; recipient i got the bytes of the short
+ * count that fall into [i * len, (i + 1) * len).
+ */
+static int kpath_send_one_msg(struct kpath *kp, size_t len, size_t count,
+			      uint32_t *sent)
+{
+	struct msghdr mh = { .msg_iov = kp->iovs, .msg_iovlen = count };
+	ssize_t total;
+	size_t i, queued;
+
+	total = sendmsg(kp->ctl_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (total < 0 && errno != EAGAIN)
+		return -errno;
+	if (total < 0)
+		total = 0;
+	if (bpf_map_lookup_elem(kp->calls_fd, &kp->ctl_port, kp->call))
+		return -errno;
+	for (i = 0; i < count; i++) {
+		queued = 0;
+		if ((size_t)total > i * len)
+			queued = (size_t)total - i * len;
+		if (queued > len)
+			queued = len;
+		kpath_settle(kp, kp->call->status[i], len, queued, &sent[i]);
+	}
+	return count;
+}
+
+/*
  * Sends one batch and settles its recipients from the front. Returns how
  * many were settled (at least one), or a negative errno. sendmmsg goes on
  * after a short count but stops at a message that queued nothing: that
@@ -425,6 +455,8 @@ static int kpath_send_batch(struct kpath *kp, uint64_t session_id,
 	}
 
 	kp->stats.batches++;
+	if (kp->mode == KPATH_SEND_ONE_MSG)
+		return kpath_send_one_msg(kp, len, count, sent);
 	r = sendmmsg(kp->ctl_fd, kp->msgs, count, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (r < 0 && errno != EAGAIN) {
 		err = -errno;
@@ -488,4 +520,9 @@ int kpath_broadcast(struct kpath *kp, uint64_t session_id, const void *frame,
 	}
 	kpath_drain(kp);
 	return 0;
+}
+
+void kpath_set_send_mode(struct kpath *kp, enum kpath_send_mode mode)
+{
+	kp->mode = mode;
 }
