@@ -205,7 +205,8 @@ static void remove_others(struct sess_cache *sc, struct sess_cache_entry *e,
 	while (i-- > 0) {
 		struct conn *c = e->members[i].conn;
 
-		if (!bsearch(&c, keep, n, sizeof(*keep), compare_ptr))
+		if (n == 0 ||
+		    !bsearch(&c, keep, n, sizeof(*keep), compare_ptr))
 			sess_cache_remove(sc, e, c);
 	}
 }

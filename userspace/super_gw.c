@@ -327,7 +327,7 @@ void super_gw_login(struct gateway *gw, struct conn *c,
 		/*
 		 * XXX: The connection misses the SUPER broadcasts of the
 		 * caches it could not join until the daemon sends the next
-		 * upgrade; the client finds the gap by SYNC only.
+		 * upgrade. The client finds the gap only by SYNC.
 		 */
 		pr_warn("conn %llu user %s device %s: joining %zu super-session caches failed: %s",
 			(unsigned long long)c->id, c->user_id, c->device_id, n,
