@@ -86,7 +86,7 @@ int kpath_drain_fd(const struct kpath *kp);
 void kpath_get_stats(const struct kpath *kp, struct kpath_stats *out);
 
 /*
- * How a batch reaches the kernel. KPATH_SEND_MMSG (the default) sends one
+ * Send mode of a batch. KPATH_SEND_MMSG (the default) sends one
  * sendmmsg entry per recipient. KPATH_SEND_ONE_MSG sends the whole batch as
  * one sendmsg with one iovec per recipient: every copy but the last is
  * queued with MSG_MORE and waits for a timer of about 200 ms. It exists
