@@ -39,6 +39,7 @@ struct cli_session {
 	uint64_t id;
 	int kind;               /* Imgw__SessionKind */
 	char name[64];
+	char peer[TOKEN_MAX_USER_LEN + 1];      /* the other user of a direct session */
 	uint64_t last_seq;
 };
 
@@ -56,10 +57,13 @@ struct cli {
 	uint32_t next_request_id;
 	uint64_t msg_counter;           /* for client_msg_id */
 	int outstanding;                /* SEND and SYNC frames without a result */
-	int stdin_eof;
+	uint32_t hold_request_id;       /* stdin lines wait for this result */
+	int stdin_closed;               /* read returned EOF or an error */
+	int stdin_eof;                  /* every stdin line is handled */
 	int exit_code;
 	uint64_t open_session;
-	char dm_user[TOKEN_MAX_USER_LEN + 1];
+	char dm_user[TOKEN_MAX_USER_LEN + 1];   /* /dm target before its session is known */
+	uint32_t dm_request_id;         /* first SEND to dm_user without a result */
 	struct cli_session sessions[CLI_MAX_SESSIONS];
 	int session_count;
 };
@@ -150,14 +154,20 @@ static void cli_print_sessions(struct cli *cli)
 	for (int i = 0; i < cli->session_count; i++) {
 		const struct cli_session *s = &cli->sessions[i];
 
-		printf("  session %" PRIu64 " %s \"%s\" last #%" PRIu64 "%s\n",
-		       s->id, session_kind_name(s->kind), s->name, s->last_seq,
+		if (s->kind == IMGW__SESSION_KIND__SESSION_KIND_DIRECT && s->peer[0])
+			printf("  session %" PRIu64 " direct with %s", s->id,
+			       s->peer);
+		else
+			printf("  session %" PRIu64 " %s \"%s\"", s->id,
+			       session_kind_name(s->kind), s->name);
+		printf(" last #%" PRIu64 "%s\n", s->last_seq,
 		       s->id == cli->open_session ? " (open)" : "");
 	}
 }
 
+/* Queues a frame and stores its request id in *rid_out unless it is NULL. */
 static int cli_send_frame(struct cli *cli, unsigned int op,
-			  const ProtobufCMessage *msg)
+			  const ProtobufCMessage *msg, uint32_t *rid_out)
 {
 	uint32_t rid = cli->next_request_id++;
 
@@ -166,6 +176,8 @@ static int cli_send_frame(struct cli *cli, unsigned int op,
 			frame_op_name(op), strerror(ENOMEM));
 		return -ENOMEM;
 	}
+	if (rid_out)
+		*rid_out = rid;
 	return 0;
 }
 
@@ -176,14 +188,62 @@ static void cli_check_done(struct cli *cli)
 		cli_quit(cli, 0);
 }
 
-static void cli_result_received(struct cli *cli)
+static void cli_resume_input(struct cli *cli);
+
+static void cli_result_received(struct cli *cli, uint32_t request_id)
 {
 	if (cli->outstanding > 0)
 		cli->outstanding--;
+	if (request_id && request_id == cli->hold_request_id)
+		cli_resume_input(cli);
 	cli_check_done(cli);
 }
 
 static void cli_start_input(struct cli *cli);
+
+/* Records the member of a direct session that is not this user. */
+static void cli_session_set_peer(struct cli *cli, struct cli_session *s,
+				 const Imgw__SessionInfo *info)
+{
+	if (info->kind != IMGW__SESSION_KIND__SESSION_KIND_DIRECT)
+		return;
+	for (size_t i = 0; i < info->n_members; i++) {
+		if (strcmp(info->members[i], cli->user) != 0) {
+			snprintf(s->peer, sizeof(s->peer), "%s",
+				 info->members[i]);
+			return;
+		}
+	}
+}
+
+/* Returns the known direct session with user, or NULL. */
+static struct cli_session *cli_direct_find(struct cli *cli, const char *user)
+{
+	for (int i = 0; i < cli->session_count; i++) {
+		struct cli_session *s = &cli->sessions[i];
+
+		if (s->kind == IMGW__SESSION_KIND__SESSION_KIND_DIRECT &&
+		    strcmp(s->peer, user) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+/* Makes the direct session that the first /dm message went to the open one,
+ * so /sync and /sessions refer to it. */
+static void cli_dm_opened(struct cli *cli, uint64_t session_id)
+{
+	struct cli_session *s = cli_session_get(cli, session_id);
+
+	if (s) {
+		s->kind = IMGW__SESSION_KIND__SESSION_KIND_DIRECT;
+		snprintf(s->peer, sizeof(s->peer), "%s", cli->dm_user);
+	}
+	cli->open_session = session_id;
+	printf("open: session %" PRIu64 ", direct with %s\n", session_id,
+	       cli->dm_user);
+	cli->dm_user[0] = '\0';
+}
 
 static int on_login_result(struct cli *cli, const uint8_t *body, size_t len)
 {
@@ -207,6 +267,7 @@ static int on_login_result(struct cli *cli, const uint8_t *body, size_t len)
 		s->kind = info->kind;
 		s->last_seq = info->last_seq;
 		snprintf(s->name, sizeof(s->name), "%s", info->name);
+		cli_session_set_peer(cli, s, info);
 	}
 	printf("logged in as %s/%s (conn %" PRIu64 "), %zu sessions:\n",
 	       cli->user, cli->device, res->conn_id, res->n_sessions);
@@ -217,26 +278,33 @@ static int on_login_result(struct cli *cli, const uint8_t *body, size_t len)
 	return 0;
 }
 
-static int on_send_result(struct cli *cli, const uint8_t *body, size_t len)
+static int on_send_result(struct cli *cli, uint32_t request_id,
+			  const uint8_t *body, size_t len)
 {
 	Imgw__SendResult *res = imgw__send_result__unpack(NULL, len, body);
+	int first_dm = request_id && request_id == cli->dm_request_id;
 
 	if (!res)
 		return -EPROTO;
+	if (first_dm)
+		cli->dm_request_id = 0;
 	if (res->code == IMGW__ERROR_CODE__ERROR_NONE) {
 		printf("sent: session %" PRIu64 " #%" PRIu64 "\n",
 		       res->session_id, res->seq);
 		cli_session_seen(cli, res->session_id, res->seq);
+		if (first_dm && cli->dm_user[0])
+			cli_dm_opened(cli, res->session_id);
 	} else {
 		printf("send failed: %s (%s)\n", res->reason,
 		       error_code_name(res->code));
 	}
 	imgw__send_result__free_unpacked(res, NULL);
-	cli_result_received(cli);
+	cli_result_received(cli, request_id);
 	return 0;
 }
 
-static int on_sync_result(struct cli *cli, const uint8_t *body, size_t len)
+static int on_sync_result(struct cli *cli, uint32_t request_id,
+			  const uint8_t *body, size_t len)
 {
 	Imgw__SyncResult *res = imgw__sync_result__unpack(NULL, len, body);
 	uint64_t next = 0;
@@ -259,7 +327,7 @@ static int on_sync_result(struct cli *cli, const uint8_t *body, size_t len)
 		printf("more history: /sync %" PRIu64 "\n", next);
 out:
 	imgw__sync_result__free_unpacked(res, NULL);
-	cli_result_received(cli);
+	cli_result_received(cli, request_id);
 	return 0;
 }
 
@@ -307,9 +375,11 @@ static int cli_handle_frame(struct cli *cli, const struct frame_header *hdr,
 	case OP_LOGIN_RESULT:
 		return on_login_result(cli, body, hdr->body_len);
 	case OP_SEND_RESULT:
-		return on_send_result(cli, body, hdr->body_len);
+		return on_send_result(cli, hdr->request_id, body,
+				      hdr->body_len);
 	case OP_SYNC_RESULT:
-		return on_sync_result(cli, body, hdr->body_len);
+		return on_sync_result(cli, hdr->request_id, body,
+				      hdr->body_len);
 	case OP_PUSH:
 		return on_push(cli, body, hdr->body_len);
 	case OP_KICK:
@@ -359,7 +429,7 @@ static int cli_send_login(struct cli *cli)
 	req.user_id = (char *)cli->user;
 	req.device_id = (char *)cli->device;
 	req.platform = "cli";
-	return cli_send_frame(cli, OP_LOGIN, &req.base);
+	return cli_send_frame(cli, OP_LOGIN, &req.base, NULL);
 }
 
 static void cli_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -396,6 +466,7 @@ static void cli_send_text(struct cli *cli, const char *text)
 {
 	Imgw__SendRequest req = IMGW__SEND_REQUEST__INIT;
 	char msg_id[160];
+	uint32_t rid;
 
 	if (!cli->dm_user[0] && !cli->open_session) {
 		printf("no open session: use /open ID or /dm USER first\n");
@@ -411,8 +482,15 @@ static void cli_send_text(struct cli *cli, const char *text)
 	req.client_msg_id = msg_id;
 	req.payload.data = (uint8_t *)text;
 	req.payload.len = strlen(text);
-	if (cli_send_frame(cli, OP_SEND, &req.base) == 0)
-		cli->outstanding++;
+	if (cli_send_frame(cli, OP_SEND, &req.base, &rid) < 0)
+		return;
+	cli->outstanding++;
+	/* Until a send to dm_user succeeds, its session id is unknown, so the
+	 * next lines (a /sync, say) wait for the result. */
+	if (cli->dm_user[0] && !cli->dm_request_id) {
+		cli->dm_request_id = rid;
+		cli->hold_request_id = rid;
+	}
 }
 
 static void cli_sync(struct cli *cli, const char *arg)
@@ -420,6 +498,11 @@ static void cli_sync(struct cli *cli, const char *arg)
 	Imgw__SyncRequest req = IMGW__SYNC_REQUEST__INIT;
 	char *end;
 
+	if (cli->dm_user[0]) {
+		printf("no session with %s yet: send a message first\n",
+		       cli->dm_user);
+		return;
+	}
 	if (!cli->open_session) {
 		printf("no open session: use /open ID first\n");
 		return;
@@ -433,7 +516,7 @@ static void cli_sync(struct cli *cli, const char *arg)
 			return;
 		}
 	}
-	if (cli_send_frame(cli, OP_SYNC, &req.base) == 0)
+	if (cli_send_frame(cli, OP_SYNC, &req.base, NULL) == 0)
 		cli->outstanding++;
 }
 
@@ -449,18 +532,32 @@ static void cli_open(struct cli *cli, const char *arg)
 	}
 	cli->open_session = id;
 	cli->dm_user[0] = '\0';
+	cli->dm_request_id = 0;
 	cli_session_get(cli, id);
 	printf("open: session %" PRIu64 "\n", id);
 }
 
 static void cli_dm(struct cli *cli, const char *arg)
 {
+	struct cli_session *s;
+
 	if (!arg || !*arg || strlen(arg) > TOKEN_MAX_USER_LEN) {
 		printf("usage: /dm USER\n");
 		return;
 	}
+	cli->dm_request_id = 0;
+	s = cli_direct_find(cli, arg);
+	if (s) {
+		cli->open_session = s->id;
+		cli->dm_user[0] = '\0';
+		printf("open: session %" PRIu64 ", direct with %s\n", s->id,
+		       arg);
+		return;
+	}
+	cli->open_session = 0;
 	snprintf(cli->dm_user, sizeof(cli->dm_user), "%s", arg);
-	printf("open: direct messages to %s\n", arg);
+	printf("open: direct messages to %s (the session id follows the first message)\n",
+	       arg);
 }
 
 static void cli_command(struct cli *cli, char *line)
@@ -510,6 +607,19 @@ static void cli_eof_cb(evutil_socket_t fd, short what, void *arg)
 	cli_quit(cli, 1);
 }
 
+/* Handles the complete lines read so far, stopping at a line that makes
+ * the next ones wait for a result. */
+static void cli_handle_lines(struct cli *cli)
+{
+	char *line;
+
+	while (!cli->hold_request_id &&
+	       (line = evbuffer_readln(cli->lines, NULL, EVBUFFER_EOL_LF))) {
+		cli_line(cli, line);
+		free(line);
+	}
+}
+
 static void cli_stdin_done(struct cli *cli)
 {
 	struct timeval wait = { 0, CLI_EOF_WAIT_MS * 1000 };
@@ -525,17 +635,29 @@ static void cli_stdin_done(struct cli *cli)
 			free(rest);
 		}
 	}
-	event_del(cli->stdin_ev);
 	cli->stdin_eof = 1;
 	if (cli->outstanding)
 		evtimer_add(cli->eof_ev, &wait);
 	cli_check_done(cli);
 }
 
+/* Handles the lines that waited for a result, then reads stdin again. */
+static void cli_resume_input(struct cli *cli)
+{
+	cli->hold_request_id = 0;
+	cli_handle_lines(cli);
+	if (cli->hold_request_id)
+		return;
+	if (!cli->stdin_closed)
+		event_add(cli->stdin_ev, NULL);
+	else if (!cli->stdin_eof)
+		cli_stdin_done(cli);
+}
+
 static void cli_stdin_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct timeval wait = { 0, CLI_EOF_WAIT_MS * 1000 };
 	struct cli *cli = arg;
-	char *line;
 	int n = evbuffer_read(cli->lines, fd, 4096);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -543,15 +665,19 @@ static void cli_stdin_cb(evutil_socket_t fd, short what, void *arg)
 	if (n < 0)
 		fprintf(stderr, "imgw-cli: reading stdin failed: %s\n",
 			strerror(errno));
-	while ((line = evbuffer_readln(cli->lines, NULL, EVBUFFER_EOL_LF))) {
-		cli_line(cli, line);
-		free(line);
-	}
-	if (evbuffer_get_length(cli->lines) > CLI_MAX_LINE) {
+	cli_handle_lines(cli);
+	if (!cli->hold_request_id &&
+	    evbuffer_get_length(cli->lines) > CLI_MAX_LINE) {
 		printf("line longer than %d bytes dropped\n", CLI_MAX_LINE);
 		evbuffer_drain(cli->lines, evbuffer_get_length(cli->lines));
 	}
+	if (n <= 0 || cli->hold_request_id)
+		event_del(cli->stdin_ev);
 	if (n <= 0)
+		cli->stdin_closed = 1;
+	if (cli->stdin_closed && cli->hold_request_id)
+		evtimer_add(cli->eof_ev, &wait);
+	else if (cli->stdin_closed)
 		cli_stdin_done(cli);
 	fflush(stdout);
 }
@@ -568,7 +694,7 @@ static void cli_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cli *cli = arg;
 
-	cli_send_frame(cli, OP_HEARTBEAT, NULL);
+	cli_send_frame(cli, OP_HEARTBEAT, NULL, NULL);
 }
 
 static void cli_sigint_cb(evutil_socket_t fd, short what, void *arg)
