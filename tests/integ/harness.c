@@ -180,15 +180,24 @@ static void spawn(struct daemon_proc *d, char *const argv[])
 	d->pid = pid;
 }
 
+#define HARNESS_MAX_ARGS 64
+
 static void biz_spawn(struct harness *h)
 {
 	char bin[PATH_MAX], listen[32], http[32], max_payload[24];
-	char *argv[] = {
+	char *argv[HARNESS_MAX_ARGS] = {
 		bin, "--listen", listen, "--http", http, "--db", h->db_path,
 		"--secret", h->secret, "--max-payload", max_payload,
 		"--log-level", "info", NULL,
 	};
+	size_t n = 13;
 
+	for (size_t i = 0; h->biz_args && h->biz_args[i]; i++) {
+		H_CHECK(n + 1 < HARNESS_MAX_ARGS,
+			"more than %d bizsvr arguments", HARNESS_MAX_ARGS - 1);
+		argv[n++] = (char *)h->biz_args[i];
+	}
+	argv[n] = NULL;
 	snprintf(bin, sizeof(bin), "%s/bizsvr", build_dir());
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", h->biz.port);
 	snprintf(http, sizeof(http), "127.0.0.1:%u", h->biz.http_port);
@@ -204,9 +213,15 @@ static void gw_spawn(struct harness *h, struct daemon_proc *d)
 		bin, "--listen", listen, "--http", http, "--bizsvr", biz,
 		"--node-id", d->node_id, "--max-frame", max_frame,
 		"--heartbeat-timeout", heartbeat, "--login-timeout", login,
-		"--out-cap", out_cap, "--log-level", "info", NULL,
+		"--out-cap", out_cap, "--log-level", "info", NULL, NULL,
 	};
+	size_t n = 0;
 
+	while (argv[n])
+		n++;
+	/* The spare NULL slot takes the optional flag. */
+	if (d->opts.drop_super_acks)
+		argv[n] = "--fault-drop-super-acks";
 	snprintf(bin, sizeof(bin), "%s/imgw", build_dir());
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", d->port);
 	snprintf(http, sizeof(http), "127.0.0.1:%u", d->http_port);
@@ -400,9 +415,16 @@ static void gw_setup(struct harness *h, int i, const struct gw_options *opt)
 		d->opts.out_cap = opt->out_cap;
 	if (opt->max_frame)
 		d->opts.max_frame = opt->max_frame;
+	d->opts.drop_super_acks = opt->drop_super_acks;
 }
 
 struct harness *harness_start(int gw_count, const struct gw_options *opts)
+{
+	return harness_start_args(gw_count, opts, NULL);
+}
+
+struct harness *harness_start_args(int gw_count, const struct gw_options *opts,
+				   const char *const *biz_args)
 {
 	struct harness *h = calloc(1, sizeof(*h));
 
@@ -425,6 +447,7 @@ struct harness *harness_start(int gw_count, const struct gw_options *opts)
 	h->biz.port = free_port();
 	h->biz.http_port = free_port();
 	h->gw_count = gw_count;
+	h->biz_args = biz_args;
 	for (int i = 0; i < gw_count; i++)
 		gw_setup(h, i, opts ? &opts[i] : NULL);
 

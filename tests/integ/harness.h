@@ -34,6 +34,7 @@ struct gw_options {
 	int login_timeout;      /* seconds; default 10 */
 	size_t out_cap;         /* bytes; default 1 MiB */
 	size_t max_frame;       /* body bytes; default 65536 */
+	int drop_super_acks;    /* 1: start with --fault-drop-super-acks */
 };
 
 struct daemon_proc {
@@ -54,6 +55,8 @@ struct harness {
 	struct daemon_proc biz;
 	struct daemon_proc gw[HARNESS_MAX_GW];
 	int gw_count;
+	/* Extra bizsvr arguments, NULL-terminated, kept for restarts. */
+	const char *const *biz_args;
 };
 
 /* The harness of the running test, for log dumps on failure. */
@@ -77,6 +80,11 @@ void harness_fail(const char *file, int line, const char *fmt, ...)
  * for defaults) and waits until all are healthy. Fails the test otherwise.
  */
 struct harness *harness_start(int gw_count, const struct gw_options *opts);
+/* As harness_start(), passing biz_args (NULL-terminated, or NULL) to every
+ * bizsvr start after the harness's own arguments. biz_args must outlive
+ * the harness. */
+struct harness *harness_start_args(int gw_count, const struct gw_options *opts,
+				   const char *const *biz_args);
 
 /* Stops every daemon with SIGTERM and fails the test if one exits non-zero,
  * by a signal, or not in time. Removes the temp dir when all went well. */
