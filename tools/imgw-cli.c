@@ -34,10 +34,12 @@
 #define CLI_TOKEN_TTL 86400
 #define CLI_MAX_SESSIONS 1024
 #define CLI_MAX_LINE 8192
+/* Kind of a session first seen in a push or a /open check, which carry none. */
+#define CLI_KIND_UNKNOWN (-1)
 
 struct cli_session {
 	uint64_t id;
-	int kind;               /* Imgw__SessionKind */
+	int kind;               /* Imgw__SessionKind or CLI_KIND_UNKNOWN */
 	char name[64];
 	char peer[TOKEN_MAX_USER_LEN + 1];      /* the other user of a direct session */
 	uint64_t last_seq;
@@ -64,6 +66,8 @@ struct cli {
 	uint64_t open_session;
 	char dm_user[TOKEN_MAX_USER_LEN + 1];   /* /dm target before its session is known */
 	uint32_t dm_request_id;         /* first SEND to dm_user without a result */
+	uint32_t open_request_id;       /* SYNC that checks a /open, or 0 */
+	uint64_t open_check_session;    /* the session that SYNC checks */
 	struct cli_session sessions[CLI_MAX_SESSIONS];
 	int session_count;
 };
@@ -95,20 +99,29 @@ static const char *session_kind_name(int kind)
 	}
 }
 
-/* Returns the known session with this id, adding it when it is new (NULL when full). */
-static struct cli_session *cli_session_get(struct cli *cli, uint64_t id)
+/* Returns the known session with this id, or NULL. */
+static struct cli_session *cli_session_find(struct cli *cli, uint64_t id)
 {
-	struct cli_session *s;
-
 	for (int i = 0; i < cli->session_count; i++) {
 		if (cli->sessions[i].id == id)
 			return &cli->sessions[i];
 	}
+	return NULL;
+}
+
+/* Returns the known session with this id, adding it when it is new (NULL when full). */
+static struct cli_session *cli_session_get(struct cli *cli, uint64_t id)
+{
+	struct cli_session *s = cli_session_find(cli, id);
+
+	if (s)
+		return s;
 	if (cli->session_count == CLI_MAX_SESSIONS)
 		return NULL;
 	s = &cli->sessions[cli->session_count++];
 	memset(s, 0, sizeof(*s));
 	s->id = id;
+	s->kind = CLI_KIND_UNKNOWN;
 	return s;
 }
 
@@ -157,6 +170,8 @@ static void cli_print_sessions(struct cli *cli)
 		if (s->kind == IMGW__SESSION_KIND__SESSION_KIND_DIRECT && s->peer[0])
 			printf("  session %" PRIu64 " direct with %s", s->id,
 			       s->peer);
+		else if (s->kind == CLI_KIND_UNKNOWN)
+			printf("  session %" PRIu64, s->id);
 		else
 			printf("  session %" PRIu64 " %s \"%s\"", s->id,
 			       session_kind_name(s->kind), s->name);
@@ -303,6 +318,42 @@ static int on_send_result(struct cli *cli, uint32_t request_id,
 	return 0;
 }
 
+static void cli_open_session(struct cli *cli, uint64_t id)
+{
+	cli->open_session = id;
+	cli->dm_user[0] = '\0';
+	cli->dm_request_id = 0;
+	printf("open: session %" PRIu64 "\n", id);
+}
+
+/* Opens the session that a /open checked, or says why it cannot be opened. */
+static void cli_open_checked(struct cli *cli, const Imgw__SyncResult *res)
+{
+	uint64_t id = cli->open_check_session;
+	struct cli_session *s;
+
+	cli->open_request_id = 0;
+	switch (res->code) {
+	case IMGW__ERROR_CODE__ERROR_NONE:
+		break;
+	case IMGW__ERROR_CODE__ERROR_NO_SESSION:
+		printf("session %" PRIu64 " not found\n", id);
+		return;
+	case IMGW__ERROR_CODE__ERROR_NOT_MEMBER:
+		printf("%s is not a member of session %" PRIu64 "\n",
+		       cli->user, id);
+		return;
+	default:
+		printf("opening session %" PRIu64 " failed: %s (%s)\n", id,
+		       res->reason, error_code_name(res->code));
+		return;
+	}
+	s = cli_session_get(cli, id);
+	if (s && res->last_seq > s->last_seq)
+		s->last_seq = res->last_seq;
+	cli_open_session(cli, id);
+}
+
 static int on_sync_result(struct cli *cli, uint32_t request_id,
 			  const uint8_t *body, size_t len)
 {
@@ -311,6 +362,10 @@ static int on_sync_result(struct cli *cli, uint32_t request_id,
 
 	if (!res)
 		return -EPROTO;
+	if (request_id && request_id == cli->open_request_id) {
+		cli_open_checked(cli, res);
+		goto out;
+	}
 	if (res->code != IMGW__ERROR_CODE__ERROR_NONE) {
 		printf("sync failed: %s (%s)\n", res->reason,
 		       error_code_name(res->code));
@@ -520,21 +575,36 @@ static void cli_sync(struct cli *cli, const char *arg)
 		cli->outstanding++;
 }
 
+/*
+ * Opens a session from the login result or a push at once. Any other id is
+ * checked with a one-message SYNC first, and the next stdin lines wait for
+ * its result, so they never go to a session that does not exist.
+ */
 static void cli_open(struct cli *cli, const char *arg)
 {
+	Imgw__SyncRequest req = IMGW__SYNC_REQUEST__INIT;
 	char *end;
 	uint64_t id;
+	uint32_t rid;
 
 	id = arg ? strtoull(arg, &end, 10) : 0;
 	if (!arg || *end || id == 0 || arg[0] == '-') {
 		printf("usage: /open ID (a session id > 0)\n");
 		return;
 	}
-	cli->open_session = id;
-	cli->dm_user[0] = '\0';
-	cli->dm_request_id = 0;
-	cli_session_get(cli, id);
-	printf("open: session %" PRIu64 "\n", id);
+	if (cli_session_find(cli, id)) {
+		cli_open_session(cli, id);
+		return;
+	}
+	req.session_id = id;
+	req.from_seq = 1;
+	req.limit = 1;
+	if (cli_send_frame(cli, OP_SYNC, &req.base, &rid) < 0)
+		return;
+	cli->outstanding++;
+	cli->open_request_id = rid;
+	cli->open_check_session = id;
+	cli->hold_request_id = rid;
 }
 
 static void cli_dm(struct cli *cli, const char *arg)
