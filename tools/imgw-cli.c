@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ struct cli {
 	struct evbuffer *lines;         /* stdin bytes not yet split into lines */
 	const char *user;
 	const char *device;
+	const char *gateway;            /* HOST:PORT, for messages */
 	char token[TOKEN_MAX_LEN];
 	uint32_t next_request_id;
 	uint64_t msg_counter;           /* for client_msg_id */
@@ -63,6 +65,8 @@ struct cli {
 	int stdin_closed;               /* read returned EOF or an error */
 	int stdin_eof;                  /* every stdin line is handled */
 	int exit_code;
+	int connected;
+	int closing;                    /* a KICK or ERROR said why the gateway closes */
 	uint64_t open_session;
 	char dm_user[TOKEN_MAX_USER_LEN + 1];   /* /dm target before its session is known */
 	uint32_t dm_request_id;         /* first SEND to dm_user without a result */
@@ -76,6 +80,25 @@ static void cli_quit(struct cli *cli, int code)
 {
 	cli->exit_code = code;
 	event_base_loopbreak(cli->base);
+}
+
+/* Prints "imgw-cli: " and the message to stderr, after pending stdout. */
+__attribute__((format(printf, 1, 2)))
+static void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("imgw-cli: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static const char *plural(size_t n)
+{
+	return n == 1 ? "" : "s";
 }
 
 static const char *error_code_name(int code)
@@ -187,8 +210,8 @@ static int cli_send_frame(struct cli *cli, unsigned int op,
 	uint32_t rid = cli->next_request_id++;
 
 	if (wire_append(bufferevent_get_output(cli->bev), op, rid, msg) < 0) {
-		fprintf(stderr, "imgw-cli: cannot queue a %s frame: %s\n",
-			frame_op_name(op), strerror(ENOMEM));
+		cli_error("queueing a %s frame failed: %s", frame_op_name(op),
+			  strerror(ENOMEM));
 		return -ENOMEM;
 	}
 	if (rid_out)
@@ -267,8 +290,9 @@ static int on_login_result(struct cli *cli, const uint8_t *body, size_t len)
 	if (!res)
 		return -EPROTO;
 	if (res->code != IMGW__ERROR_CODE__ERROR_NONE) {
-		printf("login failed: %s (%s)\n", res->reason,
-		       error_code_name(res->code));
+		cli_error("logging in as %s/%s at the gateway %s failed: %s (%s)",
+			  cli->user, cli->device, cli->gateway, res->reason,
+			  error_code_name(res->code));
 		imgw__login_result__free_unpacked(res, NULL);
 		cli_quit(cli, 1);
 		return 0;
@@ -284,10 +308,16 @@ static int on_login_result(struct cli *cli, const uint8_t *body, size_t len)
 		snprintf(s->name, sizeof(s->name), "%s", info->name);
 		cli_session_set_peer(cli, s, info);
 	}
-	printf("logged in as %s/%s (conn %" PRIu64 "), %zu sessions:\n",
-	       cli->user, cli->device, res->conn_id, res->n_sessions);
+	printf("logged in as %s/%s (conn %" PRIu64 "), ", cli->user,
+	       cli->device, res->conn_id);
+	if (res->n_sessions)
+		printf("%zu session%s:\n", res->n_sessions,
+		       plural(res->n_sessions));
+	else
+		printf("no sessions\n");
 	imgw__login_result__free_unpacked(res, NULL);
-	cli_print_sessions(cli);
+	if (cli->session_count)
+		cli_print_sessions(cli);
 	printf("type /help for commands\n");
 	cli_start_input(cli);
 	return 0;
@@ -310,8 +340,8 @@ static int on_send_result(struct cli *cli, uint32_t request_id,
 		if (first_dm && cli->dm_user[0])
 			cli_dm_opened(cli, res->session_id);
 	} else {
-		printf("send failed: %s (%s)\n", res->reason,
-		       error_code_name(res->code));
+		cli_error("sending a message failed: %s (%s)", res->reason,
+			  error_code_name(res->code));
 	}
 	imgw__send_result__free_unpacked(res, NULL);
 	cli_result_received(cli, request_id);
@@ -337,15 +367,15 @@ static void cli_open_checked(struct cli *cli, const Imgw__SyncResult *res)
 	case IMGW__ERROR_CODE__ERROR_NONE:
 		break;
 	case IMGW__ERROR_CODE__ERROR_NO_SESSION:
-		printf("session %" PRIu64 " not found\n", id);
+		cli_error("session %" PRIu64 " not found", id);
 		return;
 	case IMGW__ERROR_CODE__ERROR_NOT_MEMBER:
-		printf("%s is not a member of session %" PRIu64 "\n",
-		       cli->user, id);
+		cli_error("%s is not a member of session %" PRIu64, cli->user,
+			  id);
 		return;
 	default:
-		printf("opening session %" PRIu64 " failed: %s (%s)\n", id,
-		       res->reason, error_code_name(res->code));
+		cli_error("opening session %" PRIu64 " failed: %s (%s)", id,
+			  res->reason, error_code_name(res->code));
 		return;
 	}
 	s = cli_session_get(cli, id);
@@ -367,12 +397,14 @@ static int on_sync_result(struct cli *cli, uint32_t request_id,
 		goto out;
 	}
 	if (res->code != IMGW__ERROR_CODE__ERROR_NONE) {
-		printf("sync failed: %s (%s)\n", res->reason,
-		       error_code_name(res->code));
+		cli_error("history of session %" PRIu64 " failed: %s (%s)",
+			  res->session_id, res->reason,
+			  error_code_name(res->code));
 		goto out;
 	}
-	printf("history of session %" PRIu64 ": %zu messages, last #%" PRIu64
-	       "\n", res->session_id, res->n_messages, res->last_seq);
+	printf("history of session %" PRIu64 ": %zu message%s, last #%" PRIu64
+	       "\n", res->session_id, res->n_messages,
+	       plural(res->n_messages), res->last_seq);
 	for (size_t i = 0; i < res->n_messages; i++) {
 		print_message("  ", res->messages[i]);
 		next = res->messages[i]->seq + 1;
@@ -404,8 +436,13 @@ static int on_kick(struct cli *cli, const uint8_t *body, size_t len)
 
 	if (!k)
 		return -EPROTO;
-	printf("kicked by the gateway: %s\n", k->reason);
+	if (strcmp(k->reason, "duplicate login") == 0)
+		cli_error("kicked by the gateway (duplicate login: another client logged in as %s/%s)",
+			  cli->user, cli->device);
+	else
+		cli_error("kicked by the gateway (%s)", k->reason);
 	imgw__kick__free_unpacked(k, NULL);
+	cli->closing = 1;
 	cli->exit_code = 1;
 	return 0;
 }
@@ -416,9 +453,10 @@ static int on_error(struct cli *cli, const uint8_t *body, size_t len)
 
 	if (!e)
 		return -EPROTO;
-	printf("error from the gateway: %s (%s)\n", e->text,
-	       error_code_name(e->code));
+	cli_error("the gateway at %s reported an error: %s (%s)", cli->gateway,
+		  e->text, error_code_name(e->code));
 	imgw__error__free_unpacked(e, NULL);
+	cli->closing = 1;
 	cli->exit_code = 1;
 	return 0;
 }
@@ -444,8 +482,8 @@ static int cli_handle_frame(struct cli *cli, const struct frame_header *hdr,
 	case OP_HEARTBEAT_ACK:
 		return 0;
 	default:
-		fprintf(stderr, "imgw-cli: ignoring a frame with unexpected op %u\n",
-			hdr->op);
+		cli_error("ignoring a frame with unexpected op %u from the gateway at %s",
+			  hdr->op, cli->gateway);
 		return 0;
 	}
 }
@@ -461,16 +499,17 @@ static void cli_read_cb(struct bufferevent *bev, void *arg)
 		const uint8_t *body = wire_body(in, &hdr);
 
 		if (!body || cli_handle_frame(cli, &hdr, body) < 0) {
-			fprintf(stderr, "imgw-cli: cannot decode a %s frame from the gateway\n",
-				frame_op_name(hdr.op) ? frame_op_name(hdr.op) : "?");
+			cli_error("decoding a %s frame from the gateway at %s failed",
+				  frame_op_name(hdr.op) ? frame_op_name(hdr.op) : "?",
+				  cli->gateway);
 			cli_quit(cli, 1);
 			return;
 		}
 		wire_consume(in, &hdr);
 	}
 	if (rc < 0) {
-		fprintf(stderr, "imgw-cli: invalid frame header from the gateway: %s\n",
-			frame_status_str(rc));
+		cli_error("invalid frame header from the gateway at %s: %s",
+			  cli->gateway, frame_status_str(rc));
 		cli_quit(cli, 1);
 	}
 	fflush(stdout);
@@ -493,15 +532,23 @@ static void cli_event_cb(struct bufferevent *bev, short what, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_CONNECTED) {
+		cli->connected = 1;
 		if (cli_send_login(cli) < 0)
 			cli_quit(cli, 1);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
-		printf("connection closed by the gateway\n");
+	/* After a KICK or ERROR frame, that frame's message says why. */
+	if (cli->closing)
+		fflush(stdout);
+	else if (!cli->connected)
+		cli_error("connecting to the gateway at %s failed: %s",
+			  cli->gateway, strerror(err));
+	else if (what & BEV_EVENT_EOF)
+		cli_error("the gateway at %s closed the connection",
+			  cli->gateway);
 	else
-		printf("connection to the gateway failed: %s\n", strerror(err));
-	fflush(stdout);
+		cli_error("the connection to the gateway at %s failed: %s",
+			  cli->gateway, strerror(err));
 	cli_quit(cli, 1);
 }
 
@@ -524,7 +571,7 @@ static void cli_send_text(struct cli *cli, const char *text)
 	uint32_t rid;
 
 	if (!cli->dm_user[0] && !cli->open_session) {
-		printf("no open session: use /open ID or /dm USER first\n");
+		cli_error("no open session: use /open ID or /dm USER first");
 		return;
 	}
 	/* Unique per process run, so the daemon's retry check never merges two lines. */
@@ -554,12 +601,12 @@ static void cli_sync(struct cli *cli, const char *arg)
 	char *end;
 
 	if (cli->dm_user[0]) {
-		printf("no session with %s yet: send a message first\n",
-		       cli->dm_user);
+		cli_error("no session with %s yet: send a message first",
+			  cli->dm_user);
 		return;
 	}
 	if (!cli->open_session) {
-		printf("no open session: use /open ID first\n");
+		cli_error("no open session: use /open ID first");
 		return;
 	}
 	req.session_id = cli->open_session;
@@ -567,7 +614,8 @@ static void cli_sync(struct cli *cli, const char *arg)
 	if (arg && *arg) {
 		req.from_seq = strtoull(arg, &end, 10);
 		if (*end || arg[0] == '-') {
-			printf("invalid sequence number '%s'\n", arg);
+			cli_error("invalid sequence number '%s': expected a number",
+				  arg);
 			return;
 		}
 	}
@@ -589,7 +637,7 @@ static void cli_open(struct cli *cli, const char *arg)
 
 	id = arg ? strtoull(arg, &end, 10) : 0;
 	if (!arg || *end || id == 0 || arg[0] == '-') {
-		printf("usage: /open ID (a session id > 0)\n");
+		cli_error("usage: /open ID (a session id > 0)");
 		return;
 	}
 	if (cli_session_find(cli, id)) {
@@ -612,7 +660,8 @@ static void cli_dm(struct cli *cli, const char *arg)
 	struct cli_session *s;
 
 	if (!arg || !*arg || strlen(arg) > TOKEN_MAX_USER_LEN) {
-		printf("usage: /dm USER\n");
+		cli_error("usage: /dm USER (a user id of 1 to %d bytes)",
+			  TOKEN_MAX_USER_LEN);
 		return;
 	}
 	cli->dm_request_id = 0;
@@ -651,7 +700,7 @@ static void cli_command(struct cli *cli, char *line)
 	else if (strcmp(line, "/sync") == 0)
 		cli_sync(cli, arg);
 	else
-		printf("unknown command '%s': type /help\n", line);
+		cli_error("unknown command '%s': type /help", line);
 }
 
 static void cli_line(struct cli *cli, char *line)
@@ -672,8 +721,9 @@ static void cli_eof_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cli *cli = arg;
 
-	fprintf(stderr, "imgw-cli: %d requests still without a result after %d ms\n",
-		cli->outstanding, CLI_EOF_WAIT_MS);
+	cli_error("timed out after %d ms waiting for %d result%s from the gateway at %s",
+		  CLI_EOF_WAIT_MS, cli->outstanding,
+		  plural((size_t)cli->outstanding), cli->gateway);
 	cli_quit(cli, 1);
 }
 
@@ -733,12 +783,11 @@ static void cli_stdin_cb(evutil_socket_t fd, short what, void *arg)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n < 0)
-		fprintf(stderr, "imgw-cli: reading stdin failed: %s\n",
-			strerror(errno));
+		cli_error("reading stdin failed: %s", strerror(errno));
 	cli_handle_lines(cli);
 	if (!cli->hold_request_id &&
 	    evbuffer_get_length(cli->lines) > CLI_MAX_LINE) {
-		printf("line longer than %d bytes dropped\n", CLI_MAX_LINE);
+		cli_error("dropped a line longer than %d bytes", CLI_MAX_LINE);
 		evbuffer_drain(cli->lines, evbuffer_get_length(cli->lines));
 	}
 	if (n <= 0 || cli->hold_request_id)
@@ -824,8 +873,10 @@ static int parse_options(int argc, char **argv, struct cli_options *o)
 		}
 	}
 	if (optind != argc || !o->user || !o->user[0]) {
-		fprintf(stderr, "imgw-cli: %s\n", optind != argc ?
-			"unexpected argument" : "missing --user");
+		if (optind != argc)
+			cli_error("unexpected argument '%s'", argv[optind]);
+		else
+			cli_error("missing --user");
 		return -EINVAL;
 	}
 	return 0;
@@ -845,11 +896,11 @@ static int cli_mint_token(struct cli *cli, const char *url)
 	err = admin_mint_token(ac, cli->user, CLI_TOKEN_TTL, cli->token,
 			       sizeof(cli->token), &status);
 	if (err == -EPROTO)
-		fprintf(stderr, "imgw-cli: minting a token at %s failed: HTTP %d\n",
-			admin_client_addr(ac), status);
+		cli_error("minting a token through the bizsvr admin API at %s failed: HTTP %d",
+			  admin_client_addr(ac), status);
 	else if (err < 0)
-		fprintf(stderr, "imgw-cli: minting a token at %s failed: %s\n",
-			admin_client_addr(ac), strerror(-err));
+		cli_error("minting a token through the bizsvr admin API at %s failed: %s (set --admin, or pass --token)",
+			  admin_client_addr(ac), strerror(-err));
 	admin_client_free(ac);
 	return err;
 }
@@ -871,16 +922,16 @@ static int cli_connect(struct cli *cli, const char *gateway)
 	snprintf(port_text, sizeof(port_text), "%u", port);
 	rc = getaddrinfo(host, port_text, &hints, &ai);
 	if (rc) {
-		fprintf(stderr, "imgw-cli: cannot resolve '%s': %s\n", host,
-			gai_strerror(rc));
+		cli_error("resolving the gateway host '%s' failed: %s", host,
+			  gai_strerror(rc));
 		return -EHOSTUNREACH;
 	}
 	rc = bufferevent_socket_connect(cli->bev, ai->ai_addr,
 					(int)ai->ai_addrlen);
 	freeaddrinfo(ai);
 	if (rc < 0) {
-		fprintf(stderr, "imgw-cli: connecting to %s failed: %s\n",
-			gateway, strerror(errno));
+		cli_error("connecting to the gateway at %s failed: %s", gateway,
+			  strerror(errno));
 		return -ECONNREFUSED;
 	}
 	setsockopt(bufferevent_getfd(cli->bev), IPPROTO_TCP, TCP_NODELAY, &one,
@@ -956,6 +1007,7 @@ int main(int argc, char **argv)
 	}
 	cli->user = o.user;
 	cli->device = o.device;
+	cli->gateway = o.gateway;
 	if (o.token) {
 		snprintf(cli->token, sizeof(cli->token), "%s", o.token);
 	} else if (cli_mint_token(cli, o.admin) < 0) {
