@@ -11,6 +11,7 @@
 
 #include "admin.h"
 #include "httputil.h"
+#include "kmirror.h"
 #include "log.h"
 #include "super_gw.h"
 #include "upstream.h"
@@ -111,6 +112,7 @@ static void admin_metrics(struct gateway *gw, struct evhttp_request *req)
 		metrics_append(out, admin_counters[i].name, "counter",
 			       admin_counters[i].help, value);
 	}
+	kmirror_metrics(gw, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 			  "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", out);
@@ -213,6 +215,8 @@ static void admin_get(struct gateway *gw, struct evhttp_request *req,
 		admin_sessions(gw, req);
 	else if (strcmp(path, "/v1/faults") == 0)
 		admin_faults_reply(gw, req);
+	else if (strcmp(path, "/v1/kpath") == 0)
+		http_reply_json(req, 200, kmirror_state_json(gw));
 	else
 		http_reply_error(req, 404, "not found: %s", path);
 }

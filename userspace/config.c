@@ -19,6 +19,8 @@
 #include "config.h"
 #include "frame.h"
 #include "httputil.h"
+#include "kmirror.h"
+#include "kpath.h"
 #include "log.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -35,6 +37,8 @@ enum config_kind {
 	KIND_SECONDS,
 	KIND_LOG_LEVEL,
 	KIND_BOOL,              /* a flag without value, or true/false in INI */
+	KIND_KPATH_MODE,        /* off, auto or on */
+	KIND_PATH,
 };
 
 struct config_key {
@@ -72,6 +76,10 @@ static const struct config_key config_keys[] = {
 	    "BYTES  output bytes queued to a client before it is closed as slow (default 1048576)"),
 	KEY("log_level", "log-level", KIND_LOG_LEVEL, log_level, 0, 0,
 	    "LEVEL  error, warn, info or debug (default info)"),
+	KEY("kernel_path", "kernel-path", KIND_KPATH_MODE, kernel_path, 0, 0,
+	    "off|auto|on  send SUPER broadcasts through the BPF maps pinned by imgw-loader: auto when they exist, on or fail to start (default off: see docs/kernel-path.md)"),
+	KEY("bpf_pin_dir", "bpf-pin-dir", KIND_PATH, bpf_pin_dir, 0, 0,
+	    "DIR  where imgw-loader pinned the kernel path's maps (default /sys/fs/bpf/imgw)"),
 	KEY("fault_drop_super_acks", "fault-drop-super-acks", KIND_BOOL,
 	    fault_drop_super_acks, 0, 0,
 	    "  for tests: apply super-session transitions but send no SUPER_ACK (default off; also POST /v1/faults)"),
@@ -88,6 +96,8 @@ static void config_defaults(struct gw_config *cfg)
 	cfg->login_timeout = 10;
 	cfg->out_cap = 1024 * 1024;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->kernel_path = KMIRROR_OFF;
+	strcpy(cfg->bpf_pin_dir, KPATH_PIN_DIR);
 }
 
 static int parse_number(const char *text, unsigned long min,
@@ -192,6 +202,16 @@ static int config_apply(struct gw_config *cfg, const struct config_key *k,
 		return 0;
 	case KIND_BOOL:
 		return parse_bool(value, (int *)field);
+	case KIND_KPATH_MODE:
+		level = kmirror_mode_parse(value);
+		if (level < 0)
+			return -EINVAL;
+		*(int *)field = level;
+		return 0;
+	case KIND_PATH:
+		if (!*value)
+			return -EINVAL;
+		return set_string(field, CONFIG_PATH_LEN, value);
 	}
 	return -EINVAL;
 }
@@ -220,6 +240,13 @@ static void config_describe_expected(const struct config_key *k, char *out,
 		break;
 	case KIND_BOOL:
 		snprintf(out, cap, "true or false");
+		break;
+	case KIND_KPATH_MODE:
+		snprintf(out, cap, "off, auto or on");
+		break;
+	case KIND_PATH:
+		snprintf(out, cap, "a path of 1 to %d bytes",
+			 CONFIG_PATH_LEN - 1);
 		break;
 	}
 }

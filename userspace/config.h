@@ -10,6 +10,7 @@
 
 #define CONFIG_ADDR_LEN 272
 #define CONFIG_NODE_ID_LEN 128
+#define CONFIG_PATH_LEN 256
 
 struct gw_config {
 	char listen[CONFIG_ADDR_LEN];
@@ -21,6 +22,8 @@ struct gw_config {
 	unsigned int login_timeout;   /* seconds */
 	size_t out_cap;               /* bytes queued to one client */
 	int log_level;
+	int kernel_path;              /* enum kmirror_mode */
+	char bpf_pin_dir[CONFIG_PATH_LEN];
 	/* Test switch: apply super-session transitions but never ack them. */
 	int fault_drop_super_acks;
 };

@@ -61,6 +61,8 @@ struct conn {
 	/* Closes the connection at once when the output drains. */
 	unsigned close_on_drain : 1;
 	unsigned in_device_index : 1;
+	/* The socket is in the kernel path's sockhash (kmirror.c). */
+	unsigned in_kpath : 1;
 	/* Super-session caches holding this connection, in no order. */
 	struct conn_cache_ref *cache_refs;
 	uint32_t n_cache_refs;

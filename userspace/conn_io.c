@@ -23,6 +23,7 @@
 #include "client.h"
 #include "conn_io.h"
 #include "httputil.h"
+#include "kmirror.h"
 #include "log.h"
 #include "upstream.h"
 #include "wire.h"
@@ -34,6 +35,7 @@
 static void conn_free(struct conn *c)
 {
 	sess_cache_conn_gone(&c->gw->caches, c);
+	kmirror_sock_release(c->gw->kmirror, c);
 	conn_registry_remove(&c->gw->conns, c);
 	if (c->bev)
 		bufferevent_free(c->bev);
@@ -130,6 +132,7 @@ void conn_close(struct conn *c, const char *reason, int flush)
 	conn_registry_unbind_device(&c->gw->conns, c);
 	/* No broadcast may reach a closing connection. */
 	sess_cache_conn_gone(&c->gw->caches, c);
+	kmirror_sock_release(c->gw->kmirror, c);
 	pr_debug("conn %llu peer %s closing: %s", (unsigned long long)c->id,
 		 c->peer, reason);
 	if (prev == CONN_LOGGED_IN)

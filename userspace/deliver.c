@@ -14,6 +14,7 @@
 
 #include "conn_io.h"
 #include "deliver.h"
+#include "kmirror.h"
 #include "log.h"
 #include "super_gw.h"
 #include "wire.h"
@@ -53,7 +54,7 @@ static void shared_frame_cleanup(const void *data, size_t len, void *arg)
 	shared_frame_put(arg);
 }
 
-static int deliver_one(struct shared_frame *sf, struct conn *c)
+int deliver_rest(struct shared_frame *sf, struct conn *c, size_t offset)
 {
 	struct evbuffer *out;
 
@@ -61,7 +62,7 @@ static int deliver_one(struct shared_frame *sf, struct conn *c)
 		return -EPIPE;
 	out = bufferevent_get_output(c->bev);
 	shared_frame_get(sf);
-	if (evbuffer_add_reference(out, sf->data, sf->len,
+	if (evbuffer_add_reference(out, sf->data + offset, sf->len - offset,
 				   shared_frame_cleanup, sf) < 0) {
 		shared_frame_put(sf);
 		return -ENOMEM;
@@ -75,7 +76,7 @@ size_t deliver_frame(struct shared_frame *sf, struct conn **conns, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		struct conn *c = conns[i];
-		int err = deliver_one(sf, c);
+		int err = deliver_rest(sf, c, 0);
 
 		/* A slow close still counts: the frame was queued. */
 		if (err == 0 || err == -ENOBUFS) {
@@ -149,7 +150,11 @@ size_t deliver_push(struct gateway *gw, const Imgw__Deliver *msg,
 			(unsigned long long)msg->seq, n);
 		return 0;
 	}
-	queued = deliver_frame(sf, conns, n);
+	if (gw->kmirror &&
+	    msg->type == IMGW__SESSION_TYPE__SESSION_TYPE_SUPER)
+		queued = kmirror_broadcast(gw, msg->session_id, sf, conns, n);
+	else
+		queued = deliver_frame(sf, conns, n);
 	shared_frame_put(sf);
 	return queued;
 }

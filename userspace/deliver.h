@@ -29,6 +29,13 @@ void shared_frame_get(struct shared_frame *sf);
 void shared_frame_put(struct shared_frame *sf);
 
 /*
+ * Queues the bytes of sf from offset on c, whose stream already carries the
+ * bytes before offset. Returns 0, -EPIPE when c is closing, -ENOMEM, or
+ * -ENOBUFS when c went over out_cap and was closed as slow.
+ */
+int deliver_rest(struct shared_frame *sf, struct conn *c, size_t offset);
+
+/*
  * Queues sf on each of the n connections; closing ones are skipped, and one
  * pushed over out_cap is closed as slow. Returns how many got the frame.
  */
@@ -44,7 +51,8 @@ size_t deliver_find_targets(struct gateway *gw, const Imgw__Deliver *msg,
 
 /*
  * Frames msg's Push body once and queues it on the n connections except
- * msg->exclude_conn_id. Does nothing for an empty push. Reorders conns.
+ * msg->exclude_conn_id, through the kernel path for a SUPER broadcast when
+ * it is on (kmirror.h). Does nothing for an empty push. Reorders conns.
  * Returns how many connections got the frame.
  */
 size_t deliver_push(struct gateway *gw, const Imgw__Deliver *msg,

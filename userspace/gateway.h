@@ -21,6 +21,7 @@ struct event;
 struct evconnlistener;
 struct evhttp;
 struct upstream;
+struct kmirror;
 
 struct gw_stats {
 	uint64_t connections_accepted;
@@ -63,6 +64,8 @@ struct gateway {
 	struct upstream *upstream;
 	/* Super-session caches: session id -> local connections. */
 	struct sess_cache caches;
+	/* Kernel fan-out path; NULL when off or unavailable. */
+	struct kmirror *kmirror;
 	struct gw_faults faults;
 	/* Rate limit of the warning on SUPER frames without a cache. */
 	uint64_t super_warn_ms;

@@ -285,7 +285,16 @@ static int kpath_delete_keys(struct kpath *kp, struct imgw_member_key *keys,
 	return 0;
 }
 
-int kpath_session_clear(struct kpath *kp, uint64_t session_id)
+/* Returns whether the member key matches the filter of kpath_members_clear. */
+static int kpath_key_matches(const struct imgw_member_key *key,
+			     const struct kpath_member_filter *f)
+{
+	if (f->match_session && key->session_id != f->session_id)
+		return 0;
+	return (key->conn_id & f->conn_mask) == f->conn_value;
+}
+
+int kpath_members_clear(struct kpath *kp, const struct kpath_member_filter *f)
 {
 	struct imgw_member_key cur, next, *keys = NULL, *grown;
 	size_t n = 0, cap = 0;
@@ -296,7 +305,7 @@ int kpath_session_clear(struct kpath *kp, uint64_t session_id)
 	while (!bpf_map_get_next_key(kp->members_fd, prev, &next)) {
 		cur = next;
 		prev = &cur;
-		if (cur.session_id != session_id)
+		if (!kpath_key_matches(&cur, f))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -314,6 +323,21 @@ int kpath_session_clear(struct kpath *kp, uint64_t session_id)
 		err = kpath_delete_keys(kp, keys, n);
 	free(keys);
 	return err;
+}
+
+int kpath_session_clear(struct kpath *kp, uint64_t session_id)
+{
+	struct kpath_member_filter f = {
+		.match_session = 1,
+		.session_id = session_id,
+	};
+
+	return kpath_members_clear(kp, &f);
+}
+
+uint32_t kpath_ctl_slot(const struct kpath *kp)
+{
+	return kp->ctl_slot;
 }
 
 int kpath_session_set(struct kpath *kp, uint64_t session_id,

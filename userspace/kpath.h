@@ -65,6 +65,21 @@ int kpath_session_set(struct kpath *kp, uint64_t session_id,
 		      const uint64_t *conn_ids, size_t n);
 /* Removes every member of the session; scans the whole member map. */
 int kpath_session_clear(struct kpath *kp, uint64_t session_id);
+/* Member entries kpath_members_clear() removes. */
+struct kpath_member_filter {
+	int match_session;	/* 0: any session */
+	uint64_t session_id;
+	uint64_t conn_mask;	/* entries with (conn_id & mask) == value */
+	uint64_t conn_value;
+};
+/* Removes the member entries that match f; scans the whole member map. */
+int kpath_members_clear(struct kpath *kp, const struct kpath_member_filter *f);
+/*
+ * Returns the slot of this kpath's control socket in imgw_ctl, 0..63. No two
+ * open kpaths on one host share a slot, so callers that share the maps can
+ * tell their keys apart by it.
+ */
+uint32_t kpath_ctl_slot(const struct kpath *kp);
 /* Returns 1 if conn_id is in the session's set in the kernel, 0 if not. */
 int kpath_member_test(struct kpath *kp, uint64_t session_id, uint64_t conn_id);
 

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "conn_io.h"
 #include "gateway.h"
+#include "kmirror.h"
 #include "log.h"
 #include "upstream.h"
 
@@ -86,7 +87,7 @@ static int gateway_start(struct gateway *gw)
 		return err;
 	}
 	conn_registry_init(&gw->conns);
-	/* No hooks: nothing mirrors the caches into the kernel yet. */
+	/* kmirror_start() installs the kernel path's hooks when it is on. */
 	sess_cache_init(&gw->caches, NULL, NULL);
 	gw->faults.drop_super_acks = gw->cfg.fault_drop_super_acks;
 	err = gateway_init_base(gw);
@@ -94,6 +95,9 @@ static int gateway_start(struct gateway *gw)
 		pr_error("creating the event loop failed: %s", strerror(-err));
 		return err;
 	}
+	err = kmirror_start(gw);
+	if (err)
+		return err;
 	gw->upstream = upstream_new(gw);
 	if (!gw->upstream) {
 		err = -errno;
@@ -118,6 +122,7 @@ static void gateway_stop(struct gateway *gw)
 	admin_stop(gw);
 	upstream_free(gw->upstream);
 	gw->upstream = NULL;
+	kmirror_stop(gw);
 	if (gw->base)
 		event_base_free(gw->base);
 	gw->base = NULL;
