@@ -37,7 +37,7 @@ static void usage(FILE *out)
 		"  health                              daemon health\n"
 		"  metrics                             Prometheus metrics text\n"
 		"  token USER [--ttl SEC]              mint a login token, print only the token\n"
-		"  session create [--direct] [--name NAME] USER...\n"
+		"  session create [--direct] [--name NAME] [-q] USER...\n"
 		"  session show ID\n"
 		"  session super [ID [upgrade|demote|auto]]\n"
 		"                                      super-session state of ID, or of\n"
@@ -58,6 +58,21 @@ static int usage_error(const char *fmt, const char *arg)
 	fprintf(stderr, "imgwctl: ");
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\nrun 'imgwctl --help' for usage\n");
+	return EXIT_USAGE;
+}
+
+/* Reports a missing or unknown subcommand of a command group such as
+ * "session". Returns the usage exit status. */
+static int subcommand_error(const char *group, const char *verb,
+			    const char *choices)
+{
+	if (verb[0])
+		fprintf(stderr, "imgwctl: unknown %s command '%s': expected %s\n",
+			group, verb, choices);
+	else
+		fprintf(stderr, "imgwctl: %s needs a command: %s\n", group,
+			choices);
+	fprintf(stderr, "run 'imgwctl --help' for usage\n");
 	return EXIT_USAGE;
 }
 
@@ -191,24 +206,42 @@ static int cmd_token(struct ctl *ctl)
 	return token ? 0 : 1;
 }
 
+/* Prints only the "session_id" of a session create reply. */
+static int session_print_id(const struct admin_reply *reply)
+{
+	json_t *id = json_object_get(reply->json, "session_id");
+
+	if (!json_is_integer(id)) {
+		fprintf(stderr, "imgwctl: reply has no \"session_id\": %.*s\n",
+			(int)reply->body_len, reply->body);
+		return 1;
+	}
+	printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(id));
+	return 0;
+}
+
 static int session_create(struct ctl *ctl)
 {
 	static const struct option opts[] = {
 		{ "direct", no_argument, NULL, 'd' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ 0 }
 	};
 	const char *kind = "group", *name = "";
+	struct admin_reply reply;
 	json_t *body, *members;
-	int c;
+	int c, quiet = 0, rc;
 
 	optind = 0;
-	while ((c = getopt_long(ctl->argc + 1, ctl->argv - 1, "", opts,
+	while ((c = getopt_long(ctl->argc + 1, ctl->argv - 1, "q", opts,
 				NULL)) != -1) {
 		if (c == 'd')
 			kind = "direct";
 		else if (c == 'n')
 			name = optarg;
+		else if (c == 'q')
+			quiet = 1;
 		else
 			return EXIT_USAGE;
 	}
@@ -219,7 +252,15 @@ static int session_create(struct ctl *ctl)
 		json_array_append_new(members, json_string(ctl->argv[i]));
 	body = json_pack("{s:s, s:s, s:o}", "kind", kind, "name", name,
 			 "members", members);
-	return ctl_call_print(ctl, EVHTTP_REQ_POST, "/v1/sessions", body);
+	if (!quiet)
+		return ctl_call_print(ctl, EVHTTP_REQ_POST, "/v1/sessions", body);
+	rc = ctl_call(ctl, EVHTTP_REQ_POST, "/v1/sessions", body, &reply);
+	json_decref(body);
+	if (rc)
+		return rc;
+	rc = session_print_id(&reply);
+	admin_reply_free(&reply);
+	return rc;
 }
 
 /* Parses the session ID at argv[index]. Returns 0 or the usage exit status. */
@@ -273,7 +314,7 @@ static int cmd_session(struct ctl *ctl)
 	if (strcmp(verb, "super") == 0)
 		return session_super(ctl);
 	if (strcmp(verb, "show") != 0)
-		return usage_error("unknown session command '%s' (create, show, super)", verb);
+		return subcommand_error("session", verb, "create, show or super");
 	if (ctl->argc != 2)
 		return usage_error("usage: session show ID%s", "");
 	rc = take_id(ctl, 1, &id);
@@ -299,15 +340,48 @@ static int members_add(struct ctl *ctl, uint64_t id)
 			      json_pack("{s:o}", "users", users));
 }
 
+/* Removes one member, failing when the user was not a member. */
+static int members_remove(struct ctl *ctl, uint64_t id)
+{
+	const char *user = ctl->argc == 3 ? ctl->argv[2] : "";
+	struct admin_reply reply;
+	char path[512], fmt[64];
+	json_t *removed;
+	int rc;
+
+	if (ctl->argc != 3)
+		return usage_error("usage: members remove ID USER%s", "");
+	snprintf(fmt, sizeof(fmt), "/v1/sessions/%" PRIu64 "/members/%%s", id);
+	if (user_path(path, sizeof(path), fmt, user) < 0)
+		return usage_error("user name too long: '%s'", user);
+	rc = ctl_call(ctl, EVHTTP_REQ_DELETE, path, NULL, &reply);
+	if (rc)
+		return rc;
+	removed = json_object_get(reply.json, "removed");
+	if (!json_is_integer(removed)) {
+		fprintf(stderr, "imgwctl: reply has no \"removed\": %.*s\n",
+			(int)reply.body_len, reply.body);
+		rc = 1;
+	} else if (json_integer_value(removed) == 0) {
+		fprintf(stderr, "imgwctl: %s is not a member of session %" PRIu64 "\n",
+			user, id);
+		rc = 1;
+	} else {
+		rc = print_json(reply.json);
+	}
+	admin_reply_free(&reply);
+	return rc;
+}
+
 static int cmd_members(struct ctl *ctl)
 {
 	const char *verb = ctl->argc > 0 ? ctl->argv[0] : "";
-	char path[512], fmt[64];
+	char path[512];
 	uint64_t id;
 	int rc;
 
 	if (strcmp(verb, "list") && strcmp(verb, "add") && strcmp(verb, "remove"))
-		return usage_error("unknown members command '%s' (list, add, remove)", verb);
+		return subcommand_error("members", verb, "list, add or remove");
 	rc = take_id(ctl, 1, &id);
 	if (rc)
 		return rc;
@@ -319,12 +393,7 @@ static int cmd_members(struct ctl *ctl)
 		snprintf(path, sizeof(path), "/v1/sessions/%" PRIu64 "/members", id);
 		return ctl_call_print(ctl, EVHTTP_REQ_GET, path, NULL);
 	}
-	if (ctl->argc != 3)
-		return usage_error("usage: members remove ID USER%s", "");
-	snprintf(fmt, sizeof(fmt), "/v1/sessions/%" PRIu64 "/members/%%s", id);
-	if (user_path(path, sizeof(path), fmt, ctl->argv[2]) < 0)
-		return usage_error("user name too long: '%s'", ctl->argv[2]);
-	return ctl_call_print(ctl, EVHTTP_REQ_DELETE, path, NULL);
+	return members_remove(ctl, id);
 }
 
 static int push_session(struct ctl *ctl)
@@ -365,7 +434,7 @@ static int cmd_push(struct ctl *ctl)
 	if (strcmp(verb, "session") == 0)
 		return push_session(ctl);
 	if (strcmp(verb, "user") != 0)
-		return usage_error("unknown push command '%s' (session, user)", verb);
+		return subcommand_error("push", verb, "session or user");
 	if (ctl->argc != 3)
 		return usage_error("usage: push user USER TEXT%s", "");
 	if (user_path(path, sizeof(path), "/v1/users/%s/messages", ctl->argv[1]) < 0)
@@ -385,7 +454,7 @@ static int cmd_user(struct ctl *ctl)
 	else if (strcmp(verb, "devices") == 0)
 		fmt = "/v1/users/%s/devices";
 	else
-		return usage_error("unknown user command '%s' (sessions, devices)", verb);
+		return subcommand_error("user", verb, "sessions or devices");
 	if (ctl->argc != 2)
 		return usage_error("usage: user sessions|devices USER%s", "");
 	if (user_path(path, sizeof(path), fmt, ctl->argv[1]) < 0)
