@@ -324,6 +324,28 @@ void gw_cache_check(struct harness *h, int gw, uint64_t sid,
 	json_decref(e);
 }
 
+void gw_cache_wait_count(struct harness *h, int gw, uint64_t sid, size_t n)
+{
+	uint64_t deadline = client_now_ms(1) + SUPER_WAIT_MS;
+
+	for (;;) {
+		json_t *e = gw_cache_get(h, gw, sid);
+		size_t count = json_array_size(json_object_get(e,
+							       "connections"));
+
+		H_CHECK(e != NULL, "%s: no cache for session %llu, expected one of %zu connections",
+			h->gw[gw].name, (unsigned long long)sid, n);
+		json_decref(e);
+		if (count == n)
+			return;
+		H_CHECK(client_now_ms(1) < deadline,
+			"%s: cache of session %llu holds %zu connections after %d ms, expected %zu",
+			h->gw[gw].name, (unsigned long long)sid, count,
+			SUPER_WAIT_MS, n);
+		super_sleep_ms(POLL_MS);
+	}
+}
+
 void gw_cache_wait_gone(struct harness *h, int gw, uint64_t sid)
 {
 	uint64_t deadline = client_now_ms(1) + SUPER_WAIT_MS;

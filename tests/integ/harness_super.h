@@ -78,6 +78,8 @@ json_t *gw_cache_get(struct harness *h, int gw, uint64_t sid);
  * epoch unless epoch is -1. */
 void gw_cache_check(struct harness *h, int gw, uint64_t sid,
 		    const uint64_t *conns, size_t n, long long epoch);
+/* Waits until gateway gw's cache of sid holds n connections. */
+void gw_cache_wait_count(struct harness *h, int gw, uint64_t sid, size_t n);
 /* Waits until gateway gw holds no cache for sid. */
 void gw_cache_wait_gone(struct harness *h, int gw, uint64_t sid);
 /* Turns gateway gw's drop_super_acks fault on or off at run time. */
