@@ -25,6 +25,8 @@
 
 #define ADMIN_MAX_SEGMENTS 6
 #define ADMIN_MAX_BODY (16 * 1024 * 1024)
+/* Longest session name in bytes, checked when a session is created. */
+#define ADMIN_MAX_NAME_LEN 256
 
 struct admin {
 	struct bizsvr *bz;
@@ -437,6 +439,12 @@ static void admin_create_session(struct admin_req *r)
 	name = kind ? admin_json_string(r, body, "name", "") : NULL;
 	if (!name)
 		goto out;
+	/* Names go into every member's login result. */
+	if (!bizsvr_valid_text(name, ADMIN_MAX_NAME_LEN)) {
+		http_reply_error(r->req, 400, "invalid \"name\": expected at most %d bytes of UTF-8 without control characters",
+				 ADMIN_MAX_NAME_LEN);
+		goto out;
+	}
 	n = admin_json_users(r, body, "members", &users);
 	if (n < 0)
 		goto out;

@@ -15,6 +15,11 @@
 #include "superwire.h"
 #include "token.h"
 
+/* Sessions one login lists at most: a user in more gets those with the
+ * latest messages and sessions_truncated, which keeps AUTH_RESULT far below
+ * FRAME_HARD_MAX_BODY (names are at most 256 bytes). */
+#define AUTH_MAX_SESSIONS 1000
+
 /* The parts of a LoginResult that own memory, freed after sending. */
 struct auth_reply {
 	Imgw__LoginResult result;
@@ -56,6 +61,16 @@ static void auth_send(struct link *l, uint32_t request_id, const Imgw__Auth *a,
 		pr_warn("auth: sending AUTH_RESULT to node %s conn %llu failed: %s",
 			link_node_id(l), (unsigned long long)ar.conn_id,
 			strerror(-err));
+}
+
+/* Returns whether the AUTH_RESULT carrying r fits in one frame, with room
+ * for the fields auth_send() adds (ids, time: under 64 bytes). */
+static int auth_result_fits(const struct auth_reply *r)
+{
+	size_t len = protobuf_c_message_get_packed_size(&r->result.base);
+
+	len += r->n_cache_sessions * 11 + 64;
+	return len <= FRAME_HARD_MAX_BODY;
 }
 
 static void auth_reject(struct bizsvr *bz, struct link *l, uint32_t request_id,
@@ -141,9 +156,19 @@ static int auth_list_sessions(struct bizsvr *bz, struct link *l,
 {
 	int err;
 
-	err = store_user_sessions(bz->store, user, &r->rows, &r->n_rows);
+	/* One row more than listed tells whether the list was cut. */
+	err = store_user_sessions_recent(bz->store, user,
+					 AUTH_MAX_SESSIONS + 1, &r->rows,
+					 &r->n_rows);
 	if (err < 0)
 		return err;
+	if (r->n_rows > AUTH_MAX_SESSIONS) {
+		r->result.sessions_truncated = 1;
+		pr_info("auth: user %s is in more than %d sessions, listing the %d with the latest messages",
+			user, AUTH_MAX_SESSIONS, AUTH_MAX_SESSIONS);
+		store_session_clear(&r->rows[AUTH_MAX_SESSIONS]);
+		r->n_rows = AUTH_MAX_SESSIONS;
+	}
 	r->infos = calloc(r->n_rows ? r->n_rows : 1, sizeof(*r->infos));
 	r->info_ptrs = calloc(r->n_rows ? r->n_rows : 1,
 			      sizeof(*r->info_ptrs));
@@ -236,6 +261,17 @@ void auth_handle(struct bizsvr *bz, struct link *l, uint32_t request_id,
 		auth_reject(bz, l, request_id, a,
 			    IMGW__ERROR_CODE__ERROR_INTERNAL,
 			    "session list unavailable");
+		goto out;
+	}
+	if (!auth_result_fits(&r)) {
+		/* Only this login fails: the link and its other users stay,
+		 * and the device is not marked online. */
+		pr_warn("auth: login result of %s exceeds %u bytes, rejecting the login on node %s conn %llu",
+			a->login->user_id, FRAME_HARD_MAX_BODY, link_node_id(l),
+			(unsigned long long)a->device->conn_id);
+		auth_reject(bz, l, request_id, a,
+			    IMGW__ERROR_CODE__ERROR_INTERNAL,
+			    "login result too large");
 		goto out;
 	}
 	auth_kick_older(bz, l, a->login, a->device->conn_id);

@@ -28,6 +28,7 @@ enum store_stmt {
 	ST_MEMBER_DELETE,
 	ST_MEMBER_LIST,
 	ST_USER_SESSIONS,
+	ST_USER_SESSIONS_RECENT,
 	ST_MESSAGE_FIND,
 	ST_MESSAGE_INSERT,
 	ST_MESSAGE_RANGE,
@@ -53,6 +54,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"SELECT user_id FROM members WHERE session_id = ?1 ORDER BY user_id",
 	[ST_USER_SESSIONS] =
 		"SELECT s.id, s.kind, s.name, s.last_seq, s.created_ms FROM members m JOIN sessions s ON s.id = m.session_id WHERE m.user_id = ?1 ORDER BY s.id",
+	/* A session's latest message is the row (id, last_seq), found by
+	 * primary key; a session without messages counts from its creation. */
+	[ST_USER_SESSIONS_RECENT] =
+		"SELECT s.id, s.kind, s.name, s.last_seq, s.created_ms FROM members m JOIN sessions s ON s.id = m.session_id WHERE m.user_id = ?1 ORDER BY COALESCE((SELECT time_ms FROM messages WHERE session_id = s.id AND seq = s.last_seq), s.created_ms) DESC, s.id DESC LIMIT ?2",
 	/* The last term lets SQLite use the partial index messages_client_id;
 	 * without it every append scans the session's messages. */
 	[ST_MESSAGE_FIND] =
@@ -550,15 +555,16 @@ void store_strings_free(char **strings, size_t count)
 	free(strings);
 }
 
-int store_user_sessions(struct store *st, const char *user,
-			struct store_session **sessions, size_t *count)
+/* Collects the session rows of stmt (statement which, parameters bound). */
+static int store_collect_sessions(struct store *st, enum store_stmt which,
+				  sqlite3_stmt *stmt,
+				  struct store_session **sessions,
+				  size_t *count)
 {
-	sqlite3_stmt *stmt = store_stmt(st, ST_USER_SESSIONS);
 	struct store_session *list = NULL;
 	size_t n = 0, cap = 0;
 	int rc, err = 0;
 
-	sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		err = grow_array((void **)&list, &cap, n + 1, sizeof(*list));
 		if (err < 0)
@@ -569,7 +575,7 @@ int store_user_sessions(struct store *st, const char *user,
 		n++;
 	}
 	if (!err && rc != SQLITE_DONE)
-		err = store_fail(st, stmt_sql[ST_USER_SESSIONS], rc);
+		err = store_fail(st, stmt_sql[which], rc);
 	sqlite3_reset(stmt);
 	if (err < 0) {
 		store_sessions_free(list, n);
@@ -578,6 +584,28 @@ int store_user_sessions(struct store *st, const char *user,
 	*sessions = list;
 	*count = n;
 	return 0;
+}
+
+int store_user_sessions(struct store *st, const char *user,
+			struct store_session **sessions, size_t *count)
+{
+	sqlite3_stmt *stmt = store_stmt(st, ST_USER_SESSIONS);
+
+	sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC);
+	return store_collect_sessions(st, ST_USER_SESSIONS, stmt, sessions,
+				      count);
+}
+
+int store_user_sessions_recent(struct store *st, const char *user,
+			       unsigned int limit,
+			       struct store_session **sessions, size_t *count)
+{
+	sqlite3_stmt *stmt = store_stmt(st, ST_USER_SESSIONS_RECENT);
+
+	sqlite3_bind_text(stmt, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, limit);
+	return store_collect_sessions(st, ST_USER_SESSIONS_RECENT, stmt,
+				      sessions, count);
 }
 
 void store_sessions_free(struct store_session *sessions, size_t count)

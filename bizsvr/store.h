@@ -96,6 +96,11 @@ void store_strings_free(char **strings, size_t count);
  * store_sessions_free(). Returns 0 or a negative errno. */
 int store_user_sessions(struct store *st, const char *user,
 			struct store_session **sessions, size_t *count);
+/* Stores at most limit sessions of user, those with the latest message (or
+ * creation, when a session has none) first. Returns as store_user_sessions(). */
+int store_user_sessions_recent(struct store *st, const char *user,
+			       unsigned int limit,
+			       struct store_session **sessions, size_t *count);
 void store_sessions_free(struct store_session *sessions, size_t count);
 
 /*

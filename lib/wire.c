@@ -17,6 +17,8 @@ int wire_append_raw(struct evbuffer *out, unsigned int op,
 	};
 	uint8_t head[FRAME_HEADER_LEN];
 
+	if (len > FRAME_HARD_MAX_BODY)
+		return -EMSGSIZE;
 	frame_header_pack(&hdr, head);
 	if (evbuffer_add(out, head, sizeof(head)) < 0)
 		return -ENOMEM;
@@ -37,6 +39,10 @@ int wire_append(struct evbuffer *out, unsigned int op, uint32_t request_id,
 	};
 	struct evbuffer_iovec vec;
 
+	/* No peer accepts a longer body: sending one would only get the whole
+	 * link dropped at the receiver. */
+	if (len > FRAME_HARD_MAX_BODY)
+		return -EMSGSIZE;
 	/* Pack straight into the buffer's free space: no temporary copy. */
 	if (evbuffer_reserve_space(out, FRAME_HEADER_LEN + len, &vec, 1) < 1)
 		return -ENOMEM;
@@ -88,8 +94,13 @@ static uint8_t *frame_alloc(unsigned int op, uint32_t request_id,
 		.op = (uint16_t)op,
 		.request_id = request_id,
 	};
-	uint8_t *buf = malloc(FRAME_HEADER_LEN + body_len);
+	uint8_t *buf;
 
+	if (body_len > FRAME_HARD_MAX_BODY) {
+		errno = EMSGSIZE;
+		return NULL;
+	}
+	buf = malloc(FRAME_HEADER_LEN + body_len);
 	if (!buf)
 		return NULL;
 	frame_header_pack(&hdr, buf);

@@ -15,11 +15,13 @@
 #include "frame.h"
 
 /* Appends a frame whose body is msg packed (an empty body when msg is NULL).
- * Returns 0 or -ENOMEM. */
+ * Returns 0, -EMSGSIZE when the body would exceed FRAME_HARD_MAX_BODY, or
+ * -ENOMEM. */
 int wire_append(struct evbuffer *out, unsigned int op, uint32_t request_id,
 		const ProtobufCMessage *msg);
 
-/* Appends a frame whose body is the len bytes at body. */
+/* Appends a frame whose body is the len bytes at body. Returns as
+ * wire_append(). */
 int wire_append_raw(struct evbuffer *out, unsigned int op,
 		    uint32_t request_id, const void *body, size_t len);
 
@@ -39,7 +41,8 @@ void wire_consume(struct evbuffer *in, const struct frame_header *hdr);
 
 /*
  * Packs a complete frame (header and body) into one malloc'd buffer, the form
- * a broadcast shares across connections. Returns NULL with errno set.
+ * a broadcast shares across connections. Returns NULL with errno set
+ * (EMSGSIZE when the body would exceed FRAME_HARD_MAX_BODY).
  */
 uint8_t *wire_pack_frame(unsigned int op, uint32_t request_id,
 			 const ProtobufCMessage *msg, size_t *len_out);
