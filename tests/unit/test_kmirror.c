@@ -319,6 +319,7 @@ static void test_kmirror_two_gateways(void **state)
 	assert_int_equal(kpath_member_test(f->km->kp, 5,
 					   kmirror_key(f->km, twin.id)), 1);
 	sess_cache_drop(&other_sc, e);
+	sess_cache_conn_gone(&other_sc, &twin);
 	kmirror_sock_release(other, &twin);
 	check_socks(f, 0);
 	check_members(f, 0);
