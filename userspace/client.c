@@ -41,15 +41,10 @@ static void client_protocol_error(struct conn *c,
 	conn_close(c, "protocol error", 1);
 }
 
-static int body_decodes(const ProtobufCMessageDescriptor *desc,
-			const uint8_t *body, size_t len)
+void client_close_if_done(struct conn *c)
 {
-	ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, len, body);
-
-	if (!msg)
-		return 0;
-	protobuf_c_message_free_unpacked(msg, NULL);
-	return 1;
+	if (c->peer_eof && c->state == CONN_LOGGED_IN && !c->n_requests)
+		conn_close(c, "peer closed", 1);
 }
 
 static void client_login_reply(struct conn *c, uint32_t request_id,
@@ -126,51 +121,67 @@ static void client_handle_login(struct conn *c, const struct frame_header *hdr,
 	imgw__login_request__free_unpacked(req, NULL);
 }
 
-static void client_reply_unavailable(struct conn *c,
-				     const struct frame_header *hdr,
-				     const uint8_t *body)
+void client_send_unavailable(struct conn *c, unsigned int op,
+			     uint32_t request_id, uint64_t session_id,
+			     const char *client_msg_id, const char *reason)
 {
 	c->gw->stats.upstream_unavailable++;
-	if (hdr->op == OP_SEND) {
-		Imgw__SendRequest *req;
+	if (op == OP_SEND) {
 		Imgw__SendResult res = IMGW__SEND_RESULT__INIT;
 
-		req = imgw__send_request__unpack(NULL, hdr->body_len, body);
 		res.code = IMGW__ERROR_CODE__ERROR_UNAVAILABLE;
-		res.reason = (char *)unavailable_text;
-		if (req) {
-			res.session_id = req->session_id;
-			res.client_msg_id = req->client_msg_id;
-		}
-		conn_send(c, OP_SEND_RESULT, hdr->request_id, &res.base);
-		if (req)
-			imgw__send_request__free_unpacked(req, NULL);
+		res.reason = (char *)reason;
+		res.session_id = session_id;
+		if (client_msg_id)
+			res.client_msg_id = (char *)client_msg_id;
+		conn_send(c, OP_SEND_RESULT, request_id, &res.base);
 	} else {
-		Imgw__SyncRequest *req;
 		Imgw__SyncResult res = IMGW__SYNC_RESULT__INIT;
 
-		req = imgw__sync_request__unpack(NULL, hdr->body_len, body);
 		res.code = IMGW__ERROR_CODE__ERROR_UNAVAILABLE;
-		res.reason = (char *)unavailable_text;
-		if (req) {
-			res.session_id = req->session_id;
-			imgw__sync_request__free_unpacked(req, NULL);
-		}
-		conn_send(c, OP_SYNC_RESULT, hdr->request_id, &res.base);
+		res.reason = (char *)reason;
+		res.session_id = session_id;
+		conn_send(c, OP_SYNC_RESULT, request_id, &res.base);
 	}
+	client_close_if_done(c);
+}
+
+/* Unpacks a SEND or SYNC body; the session id and client message id point
+ * into *msg, which the caller frees. */
+static ProtobufCMessage *client_unpack_request(const struct frame_header *hdr,
+					       const uint8_t *body,
+					       uint64_t *session_id,
+					       const char **client_msg_id)
+{
+	Imgw__SendRequest *send;
+	Imgw__SyncRequest *sync;
+
+	*client_msg_id = NULL;
+	if (hdr->op == OP_SEND) {
+		send = imgw__send_request__unpack(NULL, hdr->body_len, body);
+		if (!send)
+			return NULL;
+		*session_id = send->session_id;
+		*client_msg_id = send->client_msg_id;
+		return &send->base;
+	}
+	sync = imgw__sync_request__unpack(NULL, hdr->body_len, body);
+	if (!sync)
+		return NULL;
+	*session_id = sync->session_id;
+	return &sync->base;
 }
 
 static void client_forward(struct conn *c, const struct frame_header *hdr,
 			   const uint8_t *body)
 {
-	const ProtobufCMessageDescriptor *desc;
+	const char *client_msg_id;
+	ProtobufCMessage *msg;
+	uint64_t session_id;
 	int err;
 
-	if (hdr->op == OP_SEND)
-		desc = &imgw__send_request__descriptor;
-	else
-		desc = &imgw__sync_request__descriptor;
-	if (!body_decodes(desc, body, hdr->body_len)) {
+	msg = client_unpack_request(hdr, body, &session_id, &client_msg_id);
+	if (!msg) {
 		client_protocol_error(c, hdr, IMGW__ERROR_CODE__ERROR_BAD_BODY,
 				      hdr->op == OP_SEND ?
 				      "SEND body does not decode as SendRequest" :
@@ -178,14 +189,26 @@ static void client_forward(struct conn *c, const struct frame_header *hdr,
 		return;
 	}
 	err = upstream_forward(c->gw->upstream, c, hdr->op, hdr->request_id,
-			       body, hdr->body_len);
-	if (err == -ENOTCONN)
-		client_reply_unavailable(c, hdr, body);
-	else if (err)
+			       body, hdr->body_len, session_id, client_msg_id);
+	if (err == -ENOTCONN) {
+		client_send_unavailable(c, hdr->op, hdr->request_id,
+					session_id, client_msg_id,
+					unavailable_text);
+	} else if (err == -EBUSY) {
+		pr_warn("conn %llu peer %s: %s request %u rejected: %u requests in flight",
+			(unsigned long long)c->id, c->peer,
+			frame_op_name(hdr->op), hdr->request_id,
+			c->n_requests);
+		client_send_unavailable(c, hdr->op, hdr->request_id,
+					session_id, client_msg_id,
+					"too many requests in flight");
+	} else if (err) {
 		pr_warn("conn %llu peer %s: forwarding %s request %u upstream failed: %s",
 			(unsigned long long)c->id, c->peer,
 			frame_op_name(hdr->op), hdr->request_id,
 			strerror(-err));
+	}
+	protobuf_c_message_free_unpacked(msg, NULL);
 }
 
 static void client_handle_frame(struct conn *c, const struct frame_header *hdr,
@@ -300,10 +323,12 @@ static void client_login_succeeded(struct conn *c, uint32_t request_id,
 	if (conn_send(c, OP_LOGIN_RESULT, request_id, &reply.base) < 0)
 		return;
 	conn_touch(c);
-	bufferevent_enable(c->bev, EV_READ);
+	if (!c->peer_eof)
+		bufferevent_enable(c->bev, EV_READ);
 	/* Frames pipelined behind LOGIN are buffered already: no read event
 	 * will fire for them. */
 	client_process_input(c);
+	client_close_if_done(c);
 }
 
 int client_on_auth_result(struct gateway *gw, uint64_t conn_id,
@@ -347,6 +372,7 @@ void client_on_reply(struct gateway *gw, const Imgw__Reply *reply)
 	}
 	conn_send_raw(c, reply->op, reply->client_request_id,
 		      reply->body.data, reply->body.len);
+	client_close_if_done(c);
 }
 
 void client_on_kick_device(struct gateway *gw, const Imgw__KickDevice *kick)

@@ -29,6 +29,7 @@ struct gateway;
 struct bufferevent;
 struct event;
 struct sess_cache_entry;
+struct upstream_request;
 
 /* One super-session cache that holds a connection; see sess_cache.h. */
 struct conn_cache_ref {
@@ -60,9 +61,14 @@ struct conn {
 	struct event *close_timer;
 	/* Closes the connection at once when the output drains. */
 	unsigned close_on_drain : 1;
+	/* The peer half-closed: close once its requests are answered. */
+	unsigned peer_eof : 1;
 	unsigned in_device_index : 1;
 	/* The socket is in the kernel path's sockhash (kmirror.c). */
 	unsigned in_kpath : 1;
+	/* SEND and SYNC requests forwarded upstream and not yet answered. */
+	struct upstream_request *requests;
+	uint32_t n_requests;
 	/* Super-session caches holding this connection, in no order. */
 	struct conn_cache_ref *cache_refs;
 	uint32_t n_cache_refs;

@@ -34,6 +34,7 @@
 
 static void conn_free(struct conn *c)
 {
+	upstream_conn_gone(c->gw->upstream, c);
 	sess_cache_conn_gone(&c->gw->caches, c);
 	kmirror_sock_release(c->gw->kmirror, c);
 	conn_registry_remove(&c->gw->conns, c);
@@ -94,8 +95,26 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	 * RST that can discard the frame before the peer reads it.
 	 */
 	c->close_on_drain = 0;
-	if (shutdown(c->fd, SHUT_WR) < 0)
+	/* A peer that half-closed sends nothing more, so no RST can follow. */
+	if (c->peer_eof || shutdown(c->fd, SHUT_WR) < 0)
 		schedule_free(c);
+}
+
+/*
+ * Stops reading after the peer's EOF. A half-closed peer may still read, so
+ * a LOGIN or requests in flight are answered first; the close timer frees
+ * the connection should the answers not come.
+ */
+static void conn_peer_eof(struct conn *c)
+{
+	c->peer_eof = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	if (c->state == CONN_LOGGING_IN || c->n_requests) {
+		evtimer_add(c->close_timer,
+			    &(struct timeval){ .tv_sec = CONN_CLOSE_LINGER_SEC });
+		return;
+	}
+	conn_close(c, "peer closed", 1);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -110,7 +129,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		pr_debug("conn %llu peer %s: peer closed the connection",
 			 (unsigned long long)c->id, c->peer);
-		conn_close(c, "peer closed", 0);
+		conn_peer_eof(c);
 		return;
 	}
 	pr_info("conn %llu peer %s: socket error: %s",
@@ -143,9 +162,11 @@ void conn_close(struct conn *c, const char *reason, int flush)
 		schedule_free(c);
 		return;
 	}
-	/* Keep reading (and discarding) so the peer does not receive a RST. */
+	/* Keep reading (and discarding) so the peer does not receive a RST;
+	 * after the peer's EOF there is nothing left to read. */
 	c->close_on_drain = 1;
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->bev, c->peer_eof ? EV_WRITE :
+			   EV_READ | EV_WRITE);
 	evtimer_add(c->close_timer,
 		    &(struct timeval){ .tv_sec = CONN_CLOSE_LINGER_SEC });
 }

@@ -2,9 +2,9 @@
 /*
  * The link to the business daemon; see upstream.h. The link is "up" only
  * after the daemon accepted REGISTER: until then clients get
- * ERROR_UNAVAILABLE, and when it drops the client of every AUTH in flight
- * receives ERROR_UNAVAILABLE too. Logged-in clients stay connected across a drop and are listed
- * again in the next REGISTER.
+ * ERROR_UNAVAILABLE, and when it drops the client of every AUTH, SEND and
+ * SYNC in flight receives ERROR_UNAVAILABLE too. Logged-in clients stay
+ * connected across a drop and are listed again in the next REGISTER.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <utlist.h>
 
 #include "client.h"
 #include "deliver.h"
@@ -48,6 +49,19 @@ struct upstream_pending {
 	UT_hash_handle hh;
 };
 
+/* A client SEND or SYNC forwarded upstream, keyed by the request id of its
+ * UPSTREAM frame, which the daemon's REPLY carries back. */
+struct upstream_request {
+	uint32_t request_id;
+	uint64_t conn_id;
+	unsigned int op;
+	uint32_t client_request_id;
+	uint64_t session_id;
+	char *client_msg_id;
+	struct upstream_request *prev, *next;    /* conn->requests */
+	UT_hash_handle hh;                       /* upstream->requests */
+};
+
 struct upstream {
 	struct gateway *gw;
 	struct sockaddr_storage addr;
@@ -58,6 +72,7 @@ struct upstream {
 	unsigned int backoff_ms;
 	uint32_t last_request_id;
 	struct upstream_pending *pending;
+	struct upstream_request *requests;
 };
 
 static void upstream_connect(struct upstream *up);
@@ -103,6 +118,81 @@ static void pending_fail_all(struct upstream *up)
 	}
 }
 
+static uint32_t upstream_next_request_id(struct upstream *up)
+{
+	/* Request id 0 is kept for frames that expect no answer. */
+	do
+		up->last_request_id++;
+	while (up->last_request_id == 0);
+	return up->last_request_id;
+}
+
+static void request_free(struct upstream *up, struct conn *c,
+			 struct upstream_request *r)
+{
+	HASH_DEL(up->requests, r);
+	DL_DELETE(c->requests, r);
+	c->n_requests--;
+	free(r->client_msg_id);
+	free(r);
+}
+
+/* Answers every SEND and SYNC in flight with ERROR_UNAVAILABLE. */
+static void requests_fail_all(struct upstream *up)
+{
+	struct upstream_request *r, *tmp;
+	struct conn *c;
+
+	HASH_ITER(hh, up->requests, r, tmp) {
+		/* An entry lives no longer than its connection. */
+		c = conn_registry_find(&up->gw->conns, r->conn_id);
+		HASH_DEL(up->requests, r);
+		if (c) {
+			DL_DELETE(c->requests, r);
+			c->n_requests--;
+			client_send_unavailable(c, r->op, r->client_request_id,
+						r->session_id,
+						r->client_msg_id,
+						"business daemon link dropped");
+		}
+		free(r->client_msg_id);
+		free(r);
+	}
+}
+
+/* Forgets the request a REPLY answers. */
+static void request_answered(struct upstream *up, uint32_t request_id)
+{
+	struct upstream_request *r;
+	struct conn *c;
+
+	HASH_FIND(hh, up->requests, &request_id, sizeof(request_id), r);
+	if (!r)
+		return;
+	c = conn_registry_find(&up->gw->conns, r->conn_id);
+	if (c) {
+		request_free(up, c, r);
+	} else {
+		HASH_DEL(up->requests, r);
+		free(r->client_msg_id);
+		free(r);
+	}
+}
+
+void upstream_conn_gone(struct upstream *up, struct conn *c)
+{
+	struct upstream_request *r, *tmp;
+
+	DL_FOREACH_SAFE(c->requests, r, tmp) {
+		if (up)
+			HASH_DEL(up->requests, r);
+		DL_DELETE(c->requests, r);
+		free(r->client_msg_id);
+		free(r);
+	}
+	c->n_requests = 0;
+}
+
 /* Drops the link, fails the AUTHs in flight and schedules a reconnect. */
 static void upstream_drop(struct upstream *up, const char *reason)
 {
@@ -120,6 +210,7 @@ static void upstream_drop(struct upstream *up, const char *reason)
 		up->bev = NULL;
 	}
 	pending_fail_all(up);
+	requests_fail_all(up);
 	super_gw_link_down(up->gw);
 	evtimer_add(up->retry_timer, &tv);
 	up->backoff_ms *= 2;
@@ -293,8 +384,6 @@ static void name(struct upstream *up, const uint8_t *body, size_t len)	\
 	free_unpacked(msg, NULL);					\
 }
 
-DEFINE_DISPATCH(upstream_on_reply, Imgw__Reply, imgw__reply__unpack,
-		client_on_reply, imgw__reply__free_unpacked)
 DEFINE_DISPATCH(upstream_on_kick_device, Imgw__KickDevice,
 		imgw__kick_device__unpack, client_on_kick_device,
 		imgw__kick_device__free_unpacked)
@@ -303,6 +392,23 @@ DEFINE_DISPATCH(upstream_on_deliver, Imgw__Deliver, imgw__deliver__unpack,
 DEFINE_DISPATCH(upstream_on_session_cache, Imgw__SessionCache,
 		imgw__session_cache__unpack, super_gw_session_cache,
 		imgw__session_cache__free_unpacked)
+
+static void upstream_on_reply(struct upstream *up,
+			      const struct frame_header *hdr,
+			      const uint8_t *body)
+{
+	Imgw__Reply *reply = imgw__reply__unpack(NULL, hdr->body_len, body);
+
+	if (hdr->request_id)
+		request_answered(up, hdr->request_id);
+	if (!reply) {
+		pr_warn("REPLY request %u from bizsvr does not decode; skipped",
+			hdr->request_id);
+		return;
+	}
+	client_on_reply(up->gw, reply);
+	imgw__reply__free_unpacked(reply, NULL);
+}
 
 static void upstream_on_error(struct upstream *up, const uint8_t *body,
 			      size_t len)
@@ -330,7 +436,7 @@ static void upstream_dispatch(struct upstream *up,
 		upstream_on_auth_result(up, hdr, body);
 		break;
 	case OP_REPLY:
-		upstream_on_reply(up, body, hdr->body_len);
+		upstream_on_reply(up, hdr, body);
 		break;
 	case OP_DELIVER:
 		upstream_on_deliver(up, body, hdr->body_len);
@@ -482,6 +588,7 @@ void upstream_free(struct upstream *up)
 		return;
 	HASH_ITER(hh, up->pending, p, tmp)
 		pending_free(up, p);
+	/* Connections are freed first, and each took its requests along. */
 	if (up->bev)
 		bufferevent_free(up->bev);
 	event_free(up->retry_timer);
@@ -507,10 +614,7 @@ int upstream_auth(struct upstream *up, struct conn *c,
 		err = -ENOMEM;
 		goto err_free;
 	}
-	/* Request id 0 is kept for frames that expect no answer. */
-	do
-		p->request_id = ++up->last_request_id;
-	while (p->request_id == 0);
+	p->request_id = upstream_next_request_id(up);
 	p->conn_id = c->id;
 	p->client_request_id = client_request_id;
 
@@ -534,20 +638,48 @@ err_free:
 
 int upstream_forward(struct upstream *up, struct conn *c, unsigned int op,
 		     uint32_t client_request_id, const uint8_t *body,
-		     size_t len)
+		     size_t len, uint64_t session_id,
+		     const char *client_msg_id)
 {
 	Imgw__Upstream msg = IMGW__UPSTREAM__INIT;
 	Imgw__Device dev = IMGW__DEVICE__INIT;
+	struct upstream_request *r;
+	int err;
 
 	if (!upstream_is_up(up))
 		return -ENOTCONN;
+	if (c->n_requests >= UPSTREAM_MAX_REQUESTS_PER_CONN)
+		return -EBUSY;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->client_msg_id = client_msg_id ? strdup(client_msg_id) : NULL;
+	if (client_msg_id && !r->client_msg_id) {
+		free(r);
+		return -ENOMEM;
+	}
+	r->request_id = upstream_next_request_id(up);
+	r->conn_id = c->id;
+	r->op = op;
+	r->client_request_id = client_request_id;
+	r->session_id = session_id;
+
 	fill_device(&dev, c);
 	msg.device = &dev;
 	msg.op = op;
 	msg.client_request_id = client_request_id;
 	msg.body.data = (uint8_t *)body;
 	msg.body.len = len;
-	return upstream_send(up, OP_UPSTREAM, 0, &msg.base);
+	err = upstream_send(up, OP_UPSTREAM, r->request_id, &msg.base);
+	if (err) {
+		free(r->client_msg_id);
+		free(r);
+		return err;
+	}
+	HASH_ADD(hh, up->requests, request_id, sizeof(r->request_id), r);
+	DL_APPEND(c->requests, r);
+	c->n_requests++;
+	return 0;
 }
 
 void upstream_presence_offline(struct upstream *up, const struct conn *c)

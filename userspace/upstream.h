@@ -38,11 +38,23 @@ int upstream_is_up(const struct upstream *up);
 int upstream_auth(struct upstream *up, struct conn *c,
 		  Imgw__LoginRequest *login, uint32_t client_request_id);
 
-/* Sends a client's SEND or SYNC body as UPSTREAM. Returns 0, -ENOTCONN or
- * -ENOMEM. */
+/* Requests one connection may have forwarded and not yet answered. */
+#define UPSTREAM_MAX_REQUESTS_PER_CONN 256
+
+/*
+ * Sends a client's SEND or SYNC body as UPSTREAM and records it until its
+ * REPLY, so that a link drop answers it with ERROR_UNAVAILABLE. session_id
+ * and client_msg_id (NULL for SYNC) go into that answer. Returns 0,
+ * -ENOTCONN, -EBUSY when c has UPSTREAM_MAX_REQUESTS_PER_CONN in flight, or
+ * -ENOMEM.
+ */
 int upstream_forward(struct upstream *up, struct conn *c, unsigned int op,
 		     uint32_t client_request_id, const uint8_t *body,
-		     size_t len);
+		     size_t len, uint64_t session_id,
+		     const char *client_msg_id);
+
+/* Forgets the requests in flight of c, which is being freed. */
+void upstream_conn_gone(struct upstream *up, struct conn *c);
 
 /* Sends SUPER_ACK for a transition the gateway applied. Returns 0,
  * -ENOTCONN or -ENOMEM. */
