@@ -756,6 +756,10 @@ int store_messages_range(struct store *st, uint64_t session_id,
 	size_t n = 0, cap = 0;
 	int rc, err = 0;
 
+	/* Seqs fit in SQLite's signed 64-bit integers, so nothing lies beyond
+	 * INT64_MAX; the cast would turn a larger from_seq negative. */
+	if (from_seq > INT64_MAX)
+		from_seq = INT64_MAX;
 	sqlite3_bind_int64(stmt, 1, (sqlite3_int64)session_id);
 	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)from_seq);
 	sqlite3_bind_int64(stmt, 3, limit);
