@@ -59,6 +59,8 @@
 #define BENCH_HEARTBEAT_SEC 20
 #define BENCH_TOKEN_TTL 7200
 #define BENCH_CONVERGE_SEC 20
+#define BENCH_DRAIN_IDLE_SEC 5          /* end the drain after no delivery for this long */
+#define BENCH_DRAIN_MAX_SEC 300
 #define BENCH_FDS_PER_WORKER 16000      /* below the usual hard limit of 20,000 */
 #define BENCH_RBUF_MIN 4096
 #define BENCH_DEVICE "bench"
@@ -137,7 +139,8 @@ struct ctl_progress {
 
 struct ctl_stop {
 	uint64_t acked;                 /* messages stored: each receiver expects them */
-	uint64_t drain_ms;
+	uint64_t idle_ms;               /* give up after this long without a delivery */
+	uint64_t max_ms;                /* and after this long in any case */
 };
 
 /* Followed by messages x uint64_t last receive ns, messages x uint32_t count. */
@@ -315,6 +318,8 @@ struct worker {
 	int ready_sent;
 	int stopping;
 	uint64_t stop_deadline_ns;
+	uint64_t stop_idle_ns;          /* when the last delivery of the drain came */
+	uint64_t stop_deliveries;
 	struct ctl_stop stop;
 	uint64_t *msg_last_ns;
 	uint32_t *msg_count;
@@ -713,17 +718,27 @@ static int worker_read_stop(struct worker *w)
 	    read(w->ctl_fd, &w->stop, sizeof(w->stop)) != sizeof(w->stop))
 		return -EPROTO;
 	w->stopping = 1;
-	w->stop_deadline_ns = now_ns(CLOCK_MONOTONIC) + w->stop.drain_ms * NSEC_PER_MSEC;
+	w->stop_idle_ns = now_ns(CLOCK_MONOTONIC);
+	w->stop_deadline_ns = w->stop_idle_ns + w->stop.max_ms * NSEC_PER_MSEC;
 	return 0;
 }
 
-/* Returns whether every receiver has every stored message, or the drain
- * time is over. */
+/*
+ * Returns whether every receiver has every stored message, or the drain is
+ * over: no delivery for idle_ms, or max_ms in all. An overloaded run keeps
+ * draining while deliveries still come, so it reports late deliveries as
+ * latency, not as loss.
+ */
 static int worker_done(struct worker *w, uint64_t mono)
 {
 	if (!w->stopping)
 		return 0;
-	if (mono >= w->stop_deadline_ns)
+	if (w->res.deliveries != w->stop_deliveries) {
+		w->stop_deliveries = w->res.deliveries;
+		w->stop_idle_ns = mono;
+	}
+	if (mono >= w->stop_deadline_ns ||
+	    mono - w->stop_idle_ns >= w->stop.idle_ms * NSEC_PER_MSEC)
 		return 1;
 	for (int i = 0; i < w->count; i++) {
 		const struct rconn *c = &w->conns[i];
@@ -2230,16 +2245,19 @@ static int bench_collect_ready(struct bench *b)
 }
 
 /* Tells the workers how many messages were stored and waits for their
- * results. The drain time grows with the backlog a slow run may leave. */
+ * results. */
 static int bench_stop_workers(struct bench *b)
 {
-	struct ctl_stop stop = { .acked = b->stored, .drain_ms = 10000 };
+	struct ctl_stop stop = {
+		.acked = b->stored, .idle_ms = BENCH_DRAIN_IDLE_SEC * 1000,
+		.max_ms = BENCH_DRAIN_MAX_SEC * 1000,
+	};
 	int err = 0;
 
 	for (int i = 0; i < b->link_count && err == 0; i++)
 		err = ctl_send(b->links[i].fd, CTL_STOP, &stop, sizeof(stop), NULL, 0);
 	if (err == 0)
-		err = bench_wait_links(b, 1, (int)(stop.drain_ms / 1000) + 30);
+		err = bench_wait_links(b, 1, BENCH_DRAIN_MAX_SEC + 30);
 	if (err < 0)
 		fprintf(stderr, "imgw-bench: collecting the workers' results failed: %s\n",
 			strerror(-err));
