@@ -79,9 +79,10 @@ static int admin_session_id(struct admin_req *r, int i, uint64_t *id)
 	const char *text = r->seg[i];
 	char *end;
 
+	/* strtoull() alone would also take leading spaces, '+' and '-'. */
 	errno = 0;
 	*id = strtoull(text, &end, 10);
-	if (errno || end == text || *end || *id == 0 || text[0] == '-' ||
+	if (text[0] < '0' || text[0] > '9' || errno || *end || *id == 0 ||
 	    *id > INT64_MAX) {
 		http_reply_error(r->req, 400, "invalid session id '%s': expected a number above 0",
 				 text);
