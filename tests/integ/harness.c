@@ -225,7 +225,8 @@ static void gw_spawn(struct harness *h, struct daemon_proc *d)
 	snprintf(bin, sizeof(bin), "%s/imgw", build_dir());
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", d->port);
 	snprintf(http, sizeof(http), "127.0.0.1:%u", d->http_port);
-	snprintf(biz, sizeof(biz), "127.0.0.1:%u", h->biz.port);
+	snprintf(biz, sizeof(biz), "127.0.0.1:%u",
+		 d->opts.bizsvr_port ? d->opts.bizsvr_port : h->biz.port);
 	snprintf(heartbeat, sizeof(heartbeat), "%d", d->opts.heartbeat_timeout);
 	snprintf(login, sizeof(login), "%d", d->opts.login_timeout);
 	snprintf(out_cap, sizeof(out_cap), "%zu", d->opts.out_cap);
@@ -416,6 +417,7 @@ static void gw_setup(struct harness *h, int i, const struct gw_options *opt)
 	if (opt->max_frame)
 		d->opts.max_frame = opt->max_frame;
 	d->opts.drop_super_acks = opt->drop_super_acks;
+	d->opts.bizsvr_port = opt->bizsvr_port;
 }
 
 struct harness *harness_start(int gw_count, const struct gw_options *opts)

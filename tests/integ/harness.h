@@ -35,6 +35,7 @@ struct gw_options {
 	size_t out_cap;         /* bytes; default 1 MiB */
 	size_t max_frame;       /* body bytes; default 65536 */
 	int drop_super_acks;    /* 1: start with --fault-drop-super-acks */
+	uint16_t bizsvr_port;   /* link to this port; 0: the harness's bizsvr */
 };
 
 struct daemon_proc {

@@ -8,13 +8,16 @@
  * the sync after the login and the pushes after it hold every acknowledged
  * message exactly once. A bizsvr killed while a session is super comes
  * back with no super state: the gateways drop their caches when the link
- * drops, the session goes on as normal, and can be upgraded again.
+ * drops, the session goes on as normal, and can be upgraded again. A
+ * gateway whose link drops while both daemons keep running (same boot id)
+ * drops its caches and gets the upgrade again when it registers.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness_proxy.h"
 #include "harness_super.h"
 
 #define GWS 3
@@ -205,12 +208,95 @@ static void test_super_restart_bizsvr(void **state)
 		tc_free(devs[i]);
 }
 
+/* Moves gateway 1's link to bizsvr behind p. */
+static void proxy_gateway(struct harness *h, struct tcp_proxy *p)
+{
+	harness_gw_stop(h, 1, SIGTERM);
+	proxy_start(p, h->biz.port);
+	h->gw[1].opts.bizsvr_port = p->port;
+	harness_gw_start(h, 1);
+	harness_wait_gateways(h, GWS);
+}
+
+/* Cuts gateway 1's link and waits until it has registered again. */
+static void cut_link(struct harness *h, struct tcp_proxy *p)
+{
+	double before = harness_metric(&h->gw[1],
+				       "imgw_upstream_reconnects_total");
+	uint64_t deadline = client_now_ms(1) + SUPER_WAIT_MS;
+
+	proxy_cut(p);
+	while (harness_metric(&h->gw[1], "imgw_upstream_reconnects_total") <=
+	       before || harness_metric(&h->gw[1], "imgw_upstream_up") != 1) {
+		H_CHECK(client_now_ms(1) < deadline,
+			"gw1 did not reconnect within %d ms after the link was cut",
+			SUPER_WAIT_MS);
+		super_sleep_ms(20);
+	}
+	harness_wait_gateways(h, GWS);
+}
+
+static void test_super_restart_link_drop(void **state)
+{
+	struct harness *h = harness_start_args(GWS, NULL, biz_args);
+	static struct sgroup g;
+	struct tcp_proxy proxy = { 0 };
+	struct tclient *devs[MEMBERS];
+	uint64_t conns[GWS][PER_GW];
+	double acks;
+	json_t *reply;
+	long long epoch;
+
+	proxy_gateway(h, &proxy);
+	memset(&g, 0, sizeof(g));
+	g.h = h;
+	g.sid = admin_session_create(h, "group", "blip", members, MEMBERS);
+	for (int i = 0; i < MEMBERS; i++) {
+		devs[i] = tc_login(h, i % GWS, members[i], "phone");
+		conns[i % GWS][i / GWS] = devs[i]->conn_id;
+	}
+	json_decref(super_post(h, g.sid, "upgrade"));
+	reply = super_wait(h, g.sid, "super", 1, SUPER_WAIT_MS);
+	epoch = (long long)json_integer_value(json_object_get(reply, "epoch"));
+	json_decref(reply);
+	for (int n = 0; n < MEMBERS; n++)
+		sg_send(&g, devs[n], "super");
+	/* The cut loses DELIVERs in flight; this test is about the state. */
+	for (int i = 0; i < MEMBERS; i++)
+		sg_check_pushes(&g, devs[i], 1, UINT64_MAX);
+
+	acks = harness_metric(&h->gw[1], "imgw_super_acks_sent_total");
+	cut_link(h, &proxy);
+	reply = super_wait(h, g.sid, "super", 1, SUPER_WAIT_MS);
+	H_CHECK(json_integer_value(json_object_get(reply, "epoch")) == epoch,
+		"epoch %lld after the link came back, expected %lld",
+		(long long)json_integer_value(json_object_get(reply, "epoch")),
+		epoch);
+	json_decref(reply);
+	H_CHECK(harness_metric(&h->gw[1], "imgw_super_acks_sent_total") > acks,
+		"gw1 sent no SUPER_ACK after registering again, expected one for the re-sent upgrade");
+	for (int gw = 0; gw < GWS; gw++)
+		gw_cache_check(h, gw, g.sid, conns[gw], PER_GW, epoch);
+
+	for (int n = 0; n < MEMBERS; n++)
+		sg_send(&g, devs[n], "after-cut");
+	sg_push(&g, "last");
+	for (int i = 0; i < MEMBERS; i++)
+		sg_check_pushes(&g, devs[i], 1, UINT64_MAX);
+	for (int i = 0; i < MEMBERS; i++)
+		tc_free(devs[i]);
+	harness_gw_stop(h, 1, SIGTERM);
+	proxy_stop(&proxy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_super_restart_midway,
 					  harness_teardown),
 		cmocka_unit_test_teardown(test_super_restart_bizsvr,
+					  harness_teardown),
+		cmocka_unit_test_teardown(test_super_restart_link_drop,
 					  harness_teardown),
 	};
 
