@@ -29,6 +29,11 @@
 /* A gateway that falls this far behind is dropped; it reconnects, registers
  * again and its clients sync. */
 #define LINK_OUT_CAP (256u * 1024 * 1024)
+/* A connection must REGISTER this soon after accept, or it is closed. */
+#define LINK_REGISTER_TIMEOUT_SEC 5
+/* Connections accepted and not yet registered, at most; newer ones are
+ * closed at accept so that idle sockets cannot pile up. */
+#define LINK_MAX_UNREGISTERED 64
 
 struct link {
 	struct link_server *ls;
@@ -41,6 +46,7 @@ struct link {
 	int closing;
 	const char *close_reason;
 	struct event *close_ev;
+	struct event *register_timer; /* until REGISTER; NULL after */
 	struct link *prev, *next;    /* ls->all */
 	UT_hash_handle hh;           /* ls->by_node */
 };
@@ -51,7 +57,12 @@ struct link_server {
 	struct link *all;
 	struct link *by_node;
 	unsigned int registered;
+	unsigned int unregistered;   /* accepted links before REGISTER */
 	uint64_t next_id;
+	/* Connections closed over LINK_MAX_UNREGISTERED, for the log that
+	 * reports them at most once a second. */
+	uint64_t refused;
+	int64_t refused_logged_ms;
 };
 
 struct link *link_find(struct link_server *ls, const char *node_id)
@@ -82,6 +93,16 @@ int link_super_node(const struct link *l)
 	return l->super_node;
 }
 
+/* Ends the unregistered state of l: its timer and its count. */
+static void link_registered(struct link *l)
+{
+	if (!l->register_timer)
+		return;
+	event_free(l->register_timer);
+	l->register_timer = NULL;
+	l->ls->unregistered--;
+}
+
 static void link_free(struct link *l, const char *reason)
 {
 	struct link_server *ls = l->ls;
@@ -100,6 +121,7 @@ static void link_free(struct link *l, const char *reason)
 		(unsigned long long)l->id, l->peer,
 		l->node_id ? l->node_id : "(unregistered)", reason, dropped);
 	DL_DELETE(ls->all, l);
+	link_registered(l);
 	if (l->close_ev)
 		event_free(l->close_ev);
 	bufferevent_free(l->bev);
@@ -249,6 +271,7 @@ static int link_claim_node(struct link *l, const char *node_id)
 	HASH_ADD_KEYPTR(hh, ls->by_node, l->node_id, strlen(l->node_id), l);
 	ls->registered++;
 	l->registered = 1;
+	link_registered(l);
 	return 0;
 }
 
@@ -341,6 +364,19 @@ static int link_dispatch(struct link *l, const struct frame_header *hdr,
 	}
 }
 
+/* Rejects any op but REGISTER on an unregistered link as soon as its header
+ * arrives, before the body is buffered. */
+static int link_check_unregistered(struct link *l, struct evbuffer *in,
+				   const struct frame_header *hdr)
+{
+	if (l->registered || hdr->op == OP_REGISTER ||
+	    evbuffer_get_length(in) < FRAME_HEADER_LEN)
+		return 0;
+	pr_warn("link %llu from %s: op %u before REGISTER, closing",
+		(unsigned long long)l->id, l->peer, hdr->op);
+	return -EPROTO;
+}
+
 static void link_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct link *l = arg;
@@ -351,6 +387,10 @@ static void link_read_cb(struct bufferevent *bev, void *arg)
 
 	while (!l->closing) {
 		rc = wire_peek(in, FRAME_HARD_MAX_BODY, &hdr);
+		if (rc >= 0 && link_check_unregistered(l, in, &hdr) < 0) {
+			link_free(l, "protocol error");
+			return;
+		}
 		if (rc == 0)
 			return;
 		if (rc < 0) {
@@ -402,13 +442,49 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t cap)
 		 host, port);
 }
 
+static void link_register_timeout_cb(evutil_socket_t fd, short what,
+				     void *arg)
+{
+	struct link *l = arg;
+
+	pr_warn("link %llu from %s: no REGISTER within %d s, closing",
+		(unsigned long long)l->id, l->peer, LINK_REGISTER_TIMEOUT_SEC);
+	link_free(l, "register timeout");
+}
+
+/* Returns whether another unregistered link may be accepted, and logs the
+ * refused ones at most once a second. */
+static int link_accept_allowed(struct link_server *ls, const char *peer)
+{
+	int64_t now = bizsvr_mono_ms();
+
+	if (ls->unregistered < LINK_MAX_UNREGISTERED)
+		return 1;
+	ls->refused++;
+	if (now - ls->refused_logged_ms >= 1000) {
+		pr_warn("link: closing connection from %s: %u links await REGISTER already (%llu refused in all)",
+			peer, ls->unregistered,
+			(unsigned long long)ls->refused);
+		ls->refused_logged_ms = now;
+	}
+	return 0;
+}
+
 static void link_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 			   struct sockaddr *sa, int socklen, void *arg)
 {
 	struct link_server *ls = arg;
-	struct link *l = calloc(1, sizeof(*l));
+	struct timeval register_tv = { .tv_sec = LINK_REGISTER_TIMEOUT_SEC };
+	struct link *l;
+	char peer[64];
 	int one = 1;
 
+	format_peer(sa, peer, sizeof(peer));
+	if (!link_accept_allowed(ls, peer)) {
+		evutil_closesocket(fd);
+		return;
+	}
+	l = calloc(1, sizeof(*l));
 	if (!l) {
 		pr_error("link: accepting fd %d failed: %s", (int)fd,
 			 strerror(ENOMEM));
@@ -418,7 +494,7 @@ static void link_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	l->ls = ls;
 	l->id = ++ls->next_id;
 	l->super_node = SUPERWIRE_NO_NODE;
-	format_peer(sa, l->peer, sizeof(l->peer));
+	memcpy(l->peer, peer, sizeof(l->peer));
 	/* Replies and pushes are small and latency-bound. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	l->bev = bufferevent_socket_new(ls->bz->base, fd,
@@ -430,6 +506,17 @@ static void link_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		free(l);
 		return;
 	}
+	l->register_timer = evtimer_new(ls->bz->base, link_register_timeout_cb,
+					l);
+	if (!l->register_timer) {
+		pr_error("link: creating the REGISTER timer for fd %d from %s failed: %s",
+			 (int)fd, l->peer, strerror(ENOMEM));
+		bufferevent_free(l->bev);
+		free(l);
+		return;
+	}
+	ls->unregistered++;
+	evtimer_add(l->register_timer, &register_tv);
 	bufferevent_setcb(l->bev, link_read_cb, NULL, link_event_cb, l);
 	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
 	DL_APPEND(ls->all, l);
