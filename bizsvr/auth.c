@@ -12,6 +12,7 @@
 #include "handlers.h"
 #include "imgw.pb-c.h"
 #include "log.h"
+#include "pbcheck.h"
 #include "superwire.h"
 #include "token.h"
 
@@ -81,9 +82,12 @@ static void auth_reject(struct bizsvr *bz, struct link *l, uint32_t request_id,
 	const Imgw__LoginRequest *login = a->login;
 
 	bz->stats.login_failures++;
+	/* An invalid id may carry a newline, so it is never logged. */
 	pr_info("auth: login rejected: user %s, device %s, node %s conn %llu: %s",
-		login && login->user_id ? login->user_id : "(none)",
-		login && login->device_id ? login->device_id : "(none)",
+		login && bizsvr_valid_id(login->user_id) ?
+		login->user_id : "(invalid)",
+		login && bizsvr_valid_id(login->device_id) ?
+		login->device_id : "(invalid)",
 		link_node_id(l),
 		(unsigned long long)(a->device ? a->device->conn_id : 0),
 		reason);
@@ -237,12 +241,14 @@ void auth_handle(struct bizsvr *bz, struct link *l, uint32_t request_id,
 	Imgw__Auth *a;
 	int err;
 
-	a = imgw__auth__unpack(NULL, len, body);
+	/* protobuf-c cuts strings at a NUL byte: "u\0x" would log in as u. */
+	a = pb_check_strings(&imgw__auth__descriptor, body, len, 1) == 0 ?
+	    imgw__auth__unpack(NULL, len, body) : NULL;
 	if (!a) {
 		Imgw__Auth empty = IMGW__AUTH__INIT;
 
 		/* The gateway matches the answer by the frame's request id. */
-		pr_warn("auth: undecodable AUTH body (%zu bytes) from node %s",
+		pr_warn("auth: undecodable AUTH body or a NUL in a string (%zu bytes) from node %s",
 			len, link_node_id(l));
 		auth_reject(bz, l, request_id, &empty,
 			    IMGW__ERROR_CODE__ERROR_BAD_BODY,

@@ -23,6 +23,7 @@
 #include "imgw.pb-c.h"
 #include "link.h"
 #include "log.h"
+#include "pbcheck.h"
 #include "superwire.h"
 #include "wire.h"
 
@@ -283,7 +284,8 @@ static int link_handle_register(struct link *l, uint32_t request_id,
 	Imgw__Register *reg;
 	int err;
 
-	reg = imgw__register__unpack(NULL, len, body);
+	reg = pb_check_strings(&imgw__register__descriptor, body, len, 1) == 0 ?
+	      imgw__register__unpack(NULL, len, body) : NULL;
 	if (!reg || !bizsvr_valid_id(reg->node_id)) {
 		pr_warn("link %llu from %s: invalid REGISTER body (%zu bytes), closing",
 			(unsigned long long)l->id, l->peer, len);

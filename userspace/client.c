@@ -15,6 +15,7 @@
 #include "client.h"
 #include "conn_io.h"
 #include "log.h"
+#include "pbcheck.h"
 #include "upstream.h"
 #include "wire.h"
 
@@ -96,11 +97,19 @@ static void client_handle_login(struct conn *c, const struct frame_header *hdr,
 		return;
 	}
 	c->login_request_id = hdr->request_id;
-	err = conn_set_device(c, req->user_id, req->device_id, req->platform);
+	/* Checked before conn_set_device(): every later log line prints
+	 * the ids. */
+	if (!text_is_printable(req->user_id, CONN_MAX_ID_LEN) ||
+	    !text_is_printable(req->device_id, CONN_MAX_ID_LEN) ||
+	    !text_is_printable(req->platform, CONN_MAX_ID_LEN))
+		err = -EINVAL;
+	else
+		err = conn_set_device(c, req->user_id, req->device_id,
+				      req->platform);
 	if (err == -EINVAL) {
 		client_login_fail(c, hdr->request_id,
 				  IMGW__ERROR_CODE__ERROR_BAD_REQUEST,
-				  "user id and device id must be 1 to 128 bytes, platform at most 128");
+				  "user id and device id must be 1 to 128 bytes, platform at most 128, all UTF-8 without control characters");
 	} else if (err) {
 		client_login_fail(c, hdr->request_id,
 				  IMGW__ERROR_CODE__ERROR_INTERNAL,
@@ -211,6 +220,24 @@ static void client_forward(struct conn *c, const struct frame_header *hdr,
 	protobuf_c_message_free_unpacked(msg, NULL);
 }
 
+/* Returns whether no string field of the body of a LOGIN, SEND or SYNC
+ * contains a NUL byte, which protobuf-c would cut the string at. */
+static int client_strings_valid(const struct frame_header *hdr,
+				const uint8_t *body)
+{
+	const ProtobufCMessageDescriptor *desc;
+
+	if (hdr->op == OP_LOGIN)
+		desc = &imgw__login_request__descriptor;
+	else if (hdr->op == OP_SEND)
+		desc = &imgw__send_request__descriptor;
+	else if (hdr->op == OP_SYNC)
+		desc = &imgw__sync_request__descriptor;
+	else
+		return 1;
+	return pb_check_strings(desc, body, hdr->body_len, 0) == 0;
+}
+
 static void client_handle_frame(struct conn *c, const struct frame_header *hdr,
 				const uint8_t *body)
 {
@@ -226,6 +253,11 @@ static void client_handle_frame(struct conn *c, const struct frame_header *hdr,
 	}
 	if (c->state == CONN_LOGGED_IN)
 		conn_touch(c);
+	if (!client_strings_valid(hdr, body)) {
+		client_protocol_error(c, hdr, IMGW__ERROR_CODE__ERROR_BAD_BODY,
+				      "string field contains a NUL byte or the body is malformed");
+		return;
+	}
 
 	switch (hdr->op) {
 	case OP_LOGIN:
