@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Connections to bizsvr's gateway port that never register: one that sends
- * nothing is closed about 5 s after accept, one that announces another op
- * than REGISTER is closed when its header arrives, and past 64 waiting
- * connections newer ones are closed at accept. The real gateway stays
+ * Connections to bizsvr's gateway port that never register. One that sends
+ * nothing is closed about 5 s after accept, and one that announces another
+ * op than REGISTER is closed when its header arrives. Past 64 waiting
+ * connections, newer ones are closed at accept. The real gateway stays
  * registered throughout.
  */
 #include <errno.h>

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of lib/pbcheck.c: a NUL byte in a string field is rejected at
- * the top level and, when asked, in nested messages; NUL bytes in bytes
- * fields, unknown fields and empty bodies pass; truncated bodies fail.
+ * Unit tests of lib/pbcheck.c. A NUL byte in a string field is rejected at
+ * the top level and, when asked, in nested messages. NUL bytes in bytes
+ * fields, unknown fields and empty bodies pass, and truncated bodies fail.
  * Bodies are written by hand because protobuf-c packs strings up to their
  * first NUL.
  */
