@@ -11,6 +11,7 @@
 
 #include "admin.h"
 #include "httputil.h"
+#include "guard.h"
 #include "kmirror.h"
 #include "log.h"
 #include "super_gw.h"
@@ -113,6 +114,7 @@ static void admin_metrics(struct gateway *gw, struct evhttp_request *req)
 			       admin_counters[i].help, value);
 	}
 	kmirror_metrics(gw, out);
+	guard_metrics(gw, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 			  "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", out);

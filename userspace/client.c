@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "conn_io.h"
+#include "guard.h"
 #include "log.h"
 #include "pbcheck.h"
 #include "upstream.h"
@@ -62,6 +63,10 @@ static void client_login_fail(struct conn *c, uint32_t request_id,
 			      Imgw__ErrorCode code, const char *reason)
 {
 	c->gw->stats.login_failures++;
+	/* Only failures caused by the client count toward blocking it. */
+	if (code == IMGW__ERROR_CODE__ERROR_AUTH_FAILED ||
+	    code == IMGW__ERROR_CODE__ERROR_BAD_REQUEST)
+		guard_login_failed(c->gw, c);
 	pr_info("conn %llu peer %s user %s device %s: login failed (code %d): %s",
 		(unsigned long long)c->id, c->peer,
 		c->user_id ? c->user_id : "-",

@@ -39,6 +39,7 @@ enum config_kind {
 	KIND_BOOL,              /* a flag without value, or true/false in INI */
 	KIND_KPATH_MODE,        /* off, auto or on */
 	KIND_PATH,
+	KIND_COUNT,             /* unsigned int from min to max */
 };
 
 struct config_key {
@@ -80,6 +81,14 @@ static const struct config_key config_keys[] = {
 	    "off|auto|on  send SUPER broadcasts through the BPF maps pinned by imgw-loader: auto when they exist, on or fail to start (default off: see docs/kernel-path.md)"),
 	KEY("bpf_pin_dir", "bpf-pin-dir", KIND_PATH, bpf_pin_dir, 0, 0,
 	    "DIR  where imgw-loader pinned the kernel path's maps (default /sys/fs/bpf/imgw)"),
+	KEY("block_after", "block-after", KIND_COUNT, block_after, 0, 1000000,
+	    "N  failed logins from one source address within --block-window that add it to the XDP blocklist; 0 disables (default 20)"),
+	KEY("block_window", "block-window", KIND_SECONDS, block_window, 1,
+	    MAX_TIMEOUT_SEC,
+	    "SEC  window in which --block-after failed logins count (default 60)"),
+	KEY("block_ttl", "block-ttl", KIND_SECONDS, block_ttl, 1,
+	    MAX_TIMEOUT_SEC * 30,
+	    "SEC  how long a source stays in the blocklist (default 300)"),
 	KEY("fault_drop_super_acks", "fault-drop-super-acks", KIND_BOOL,
 	    fault_drop_super_acks, 0, 0,
 	    "  for tests: apply super-session transitions but send no SUPER_ACK (default off; also POST /v1/faults)"),
@@ -98,6 +107,9 @@ static void config_defaults(struct gw_config *cfg)
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->kernel_path = KMIRROR_OFF;
 	strcpy(cfg->bpf_pin_dir, KPATH_PIN_DIR);
+	cfg->block_after = 20;
+	cfg->block_window = 60;
+	cfg->block_ttl = 300;
 }
 
 static int parse_number(const char *text, unsigned long min,
@@ -190,6 +202,7 @@ static int config_apply(struct gw_config *cfg, const struct config_key *k,
 		*(size_t *)field = number;
 		return 0;
 	case KIND_SECONDS:
+	case KIND_COUNT:
 		if (parse_number(value, k->min, k->max, &number))
 			return -EINVAL;
 		*(unsigned int *)field = (unsigned int)number;
@@ -247,6 +260,10 @@ static void config_describe_expected(const struct config_key *k, char *out,
 	case KIND_PATH:
 		snprintf(out, cap, "a path of 1 to %d bytes",
 			 CONFIG_PATH_LEN - 1);
+		break;
+	case KIND_COUNT:
+		snprintf(out, cap, "a whole number from %lu to %lu", k->min,
+			 k->max);
 		break;
 	}
 }

@@ -24,6 +24,9 @@ struct gw_config {
 	int log_level;
 	int kernel_path;              /* enum kmirror_mode */
 	char bpf_pin_dir[CONFIG_PATH_LEN];
+	unsigned int block_after;     /* failed logins; 0: no blocking */
+	unsigned int block_window;    /* seconds */
+	unsigned int block_ttl;       /* seconds */
 	/* Test switch: apply super-session transitions but never ack them. */
 	int fault_drop_super_acks;
 };

@@ -22,6 +22,7 @@ struct evconnlistener;
 struct evhttp;
 struct upstream;
 struct kmirror;
+struct guard;
 
 struct gw_stats {
 	uint64_t connections_accepted;
@@ -66,6 +67,8 @@ struct gateway {
 	struct sess_cache caches;
 	/* Kernel fan-out path; NULL when off or unavailable. */
 	struct kmirror *kmirror;
+	/* Failed-login counter that feeds the XDP blocklist. */
+	struct guard *guard;
 	struct gw_faults faults;
 	/* Rate limit of the warning on SUPER frames without a cache. */
 	uint64_t super_warn_ms;

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "conn_io.h"
 #include "gateway.h"
+#include "guard.h"
 #include "kmirror.h"
 #include "log.h"
 #include "upstream.h"
@@ -98,6 +99,9 @@ static int gateway_start(struct gateway *gw)
 	err = kmirror_start(gw);
 	if (err)
 		return err;
+	err = guard_start(gw);
+	if (err)
+		return err;
 	gw->upstream = upstream_new(gw);
 	if (!gw->upstream) {
 		err = -errno;
@@ -123,6 +127,7 @@ static void gateway_stop(struct gateway *gw)
 	upstream_free(gw->upstream);
 	gw->upstream = NULL;
 	kmirror_stop(gw);
+	guard_stop(gw);
 	if (gw->base)
 		event_base_free(gw->base);
 	gw->base = NULL;
