@@ -78,7 +78,7 @@ static const struct config_key config_keys[] = {
 	KEY("log_level", "log-level", KIND_LOG_LEVEL, log_level, 0, 0,
 	    "LEVEL  error, warn, info or debug (default info)"),
 	KEY("kernel_path", "kernel-path", KIND_KPATH_MODE, kernel_path, 0, 0,
-	    "off|auto|on  send SUPER broadcasts through the BPF maps pinned by imgw-loader: auto when they exist, on or fail to start (default off: see docs/kernel-path.md)"),
+	    "off|auto|on  send SUPER broadcasts through the BPF maps pinned by imgw-loader: auto when they exist, on or fail to start (default off, because the userspace path used less CPU per delivery under load in scripts/bench-kpath.sh: see docs/kernel-path.md)"),
 	KEY("bpf_pin_dir", "bpf-pin-dir", KIND_PATH, bpf_pin_dir, 0, 0,
 	    "DIR  where imgw-loader pinned the kernel path's maps (default /sys/fs/bpf/imgw)"),
 	KEY("block_after", "block-after", KIND_COUNT, block_after, 0, 1000000,
