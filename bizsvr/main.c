@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include <event2/event.h>
 
@@ -38,11 +39,42 @@ static int main_boot_id(struct bizsvr *bz)
 	return 0;
 }
 
+/*
+ * Checks that the folder of the database file exists, because SQLite then
+ * fails with only "unable to open database file". Logs what failed.
+ */
+static int main_check_db_dir(const char *db)
+{
+	const char *slash = strrchr(db, '/');
+	char dir[4096];
+	struct stat st;
+	int err;
+
+	if (!slash)
+		return 0;
+	snprintf(dir, sizeof(dir), "%.*s", slash == db ? 1 : (int)(slash - db),
+		 db);
+	if (stat(dir, &st) < 0) {
+		err = -errno;
+		pr_error("bizsvr: opening database %s failed: directory %s: %s",
+			 db, dir, strerror(-err));
+		return err;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		pr_error("bizsvr: opening database %s failed: %s is not a directory",
+			 db, dir);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
 /* Opens the store and caches and starts both listeners. Logs what failed. */
 static int main_start(struct bizsvr *bz)
 {
 	const struct bizsvr_config *cfg = bz->cfg;
 
+	if (main_check_db_dir(cfg->db) < 0)
+		return -1;
 	bz->store = store_open(cfg->db);
 	if (!bz->store) {
 		pr_error("bizsvr: opening database %s failed: %s", cfg->db,
@@ -90,7 +122,9 @@ static void main_stop(struct bizsvr *bz)
 	store_close(bz->store);
 }
 
-static int main_run(struct bizsvr *bz)
+/* Runs the daemon until a signal. *started tells whether the start
+ * succeeded, so that main logs the stop summary only then. */
+static int main_run(struct bizsvr *bz, int *started)
 {
 	struct event *sigterm, *sigint;
 	int rc = 1;
@@ -105,6 +139,7 @@ static int main_run(struct bizsvr *bz)
 	}
 	if (main_start(bz) < 0)
 		goto out;
+	*started = 1;
 	pr_info("bizsvr: started: gateways on %s, admin on %s, database %s, boot %s",
 		bz->cfg->listen, bz->cfg->http, bz->cfg->db, bz->boot_id);
 	if (event_base_dispatch(bz->base) < 0)
@@ -124,7 +159,7 @@ int main(int argc, char **argv)
 {
 	struct bizsvr_config cfg;
 	struct bizsvr bz = { .cfg = &cfg };
-	int rc;
+	int rc, started = 0;
 
 	rc = config_load(&cfg, argc, argv);
 	if (rc != CONFIG_OK) {
@@ -146,12 +181,13 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	rc = main_run(&bz);
+	rc = main_run(&bz, &started);
 	event_base_free(bz.base);
 	libevent_global_shutdown();
-	pr_info("bizsvr: stopped: %llu messages stored, %llu logins",
-		(unsigned long long)bz.stats.messages_stored,
-		(unsigned long long)bz.stats.logins);
+	if (started)
+		pr_info("bizsvr: stopped: %llu messages stored, %llu logins",
+			(unsigned long long)bz.stats.messages_stored,
+			(unsigned long long)bz.stats.logins);
 	config_free(&cfg);
 	return rc;
 }
