@@ -287,7 +287,7 @@ static void config_flag_name(const struct config_key *key, char *out,
 static void config_usage(FILE *out)
 {
 	fprintf(out, "usage: bizsvr [--config FILE] [OPTION...]\n\n"
-		"  --config FILE                      INI file with [bizsvr] and [super] sections; flags override it\n");
+		"  --config FILE                      INI file with [bizsvr] and [super] sections whose keys are the option names with '_' for '-' ([super] keys without the 'super-' prefix); flags override it\n");
 	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
 		char name[CONFIG_FLAG_MAX], flag[CONFIG_FLAG_MAX + 16];
 
@@ -318,7 +318,27 @@ struct ini_state {
 	struct bizsvr_config *cfg;
 	const char *path;
 	int failed;
+	char bad_section[64];    /* the last unknown section reported */
 };
+
+/* Rejects a key outside [bizsvr] and [super], naming each bad section
+ * once. libinih reports sections only through their keys, so an empty
+ * unknown section passes. */
+static void config_ini_bad_section(struct ini_state *st, const char *section,
+				   const char *name)
+{
+	st->failed = 1;
+	if (!section[0]) {
+		fprintf(stderr, "bizsvr: %s: key '%s' is outside a section: expected it under [bizsvr] or [super]\n",
+			st->path, name);
+		return;
+	}
+	if (strcmp(st->bad_section, section) == 0)
+		return;
+	snprintf(st->bad_section, sizeof(st->bad_section), "%s", section);
+	fprintf(stderr, "bizsvr: %s: unknown section [%s]: expected [bizsvr] or [super]\n",
+		st->path, section);
+}
 
 static int config_ini_entry(void *arg, const char *section, const char *name,
 			    const char *value)
@@ -326,8 +346,10 @@ static int config_ini_entry(void *arg, const char *section, const char *name,
 	struct ini_state *st = arg;
 	const struct config_key *key;
 
-	if (strcmp(section, "bizsvr") != 0 && strcmp(section, "super") != 0)
+	if (strcmp(section, "bizsvr") != 0 && strcmp(section, "super") != 0) {
+		config_ini_bad_section(st, section, name);
 		return 1;
+	}
 	key = config_key_find(section, name);
 	if (!key) {
 		fprintf(stderr, "bizsvr: %s: unknown key '%s' in [%s]\n",

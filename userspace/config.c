@@ -283,7 +283,27 @@ struct ini_state {
 	struct gw_config *cfg;
 	const char *path;
 	int failed;
+	char bad_section[64];   /* the last unknown section reported */
 };
+
+/* Rejects a key outside [gateway], naming each bad section once. libinih
+ * reports sections only through their keys, so an empty unknown section
+ * passes. */
+static void config_ini_bad_section(struct ini_state *st, const char *section,
+				   const char *name)
+{
+	st->failed = 1;
+	if (!section[0]) {
+		fprintf(stderr, "imgw: %s: key '%s' is outside a section: expected it under [gateway]\n",
+			st->path, name);
+		return;
+	}
+	if (strcmp(st->bad_section, section) == 0)
+		return;
+	snprintf(st->bad_section, sizeof(st->bad_section), "%s", section);
+	fprintf(stderr, "imgw: %s: unknown section [%s]: expected [gateway]\n",
+		st->path, section);
+}
 
 static int config_ini_cb(void *arg, const char *section, const char *name,
 			 const char *value)
@@ -293,8 +313,10 @@ static int config_ini_cb(void *arg, const char *section, const char *name,
 
 	/* This libinih build passes no line numbers to the handler. */
 	snprintf(where, sizeof(where), "%s: ", st->path);
-	if (strcmp(section, "gateway") != 0)
+	if (strcmp(section, "gateway") != 0) {
+		config_ini_bad_section(st, section, name);
 		return 1;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
 		const struct config_key *k = &config_keys[i];
 
