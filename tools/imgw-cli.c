@@ -827,12 +827,20 @@ static void usage(FILE *out)
 		"usage: imgw-cli --user USER [--device ID] [--token TOKEN | --admin URL]\n"
 		"                [--gateway HOST:PORT]\n"
 		"\n"
-		"  --user USER          user id to log in as\n"
-		"  --device ID          device id (default \"cli\")\n"
-		"  --token TOKEN        login token; without it one is minted through --admin\n"
-		"  --admin URL          bizsvr admin API (default $IMGW_ADMIN or %s)\n"
-		"  --gateway HOST:PORT  gateway address (default 127.0.0.1:7070)\n",
-		ADMIN_DEFAULT_URL);
+		"  --user USER          user id to log in as (required)\n"
+		"  --device ID          device id; a second login with the same user and device\n"
+		"                       kicks the first (default \"cli\")\n"
+		"  --token TOKEN        login token (default: one minted through --admin, valid\n"
+		"                       for %d s)\n"
+		"  --admin URL          bizsvr admin API that mints the token (default\n"
+		"                       $IMGW_ADMIN, else %s)\n"
+		"  --gateway HOST:PORT  gateway address (default 127.0.0.1:7070)\n"
+		"  --help               print this help and exit\n"
+		"\n"
+		"The client sends a heartbeat every %d s. At the end of stdin it waits up to\n"
+		"%d ms for outstanding results, then exits.\n",
+		CLI_TOKEN_TTL, ADMIN_DEFAULT_URL, CLI_HEARTBEAT_SEC,
+		CLI_EOF_WAIT_MS);
 }
 
 struct cli_options {

@@ -19,6 +19,8 @@
 
 #define EXIT_USAGE 2
 #define CTL_TIMEOUT_SEC 10
+#define CTL_TOKEN_TTL 3600
+#define CTL_SENDER "system"
 
 struct ctl {
 	struct admin_client *ac;
@@ -31,13 +33,20 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: imgwctl [--admin URL] COMMAND [ARGS]\n"
 		"\n"
-		"  --admin URL   admin API of bizsvr (default $IMGW_ADMIN or %s)\n"
+		"  --admin URL   admin API of bizsvr (default $IMGW_ADMIN, else %s);\n"
+		"                each request times out after %d s\n"
+		"  --help        print this help and exit\n"
 		"\n"
 		"commands:\n"
 		"  health                              daemon health\n"
 		"  metrics                             Prometheus metrics text\n"
 		"  token USER [--ttl SEC]              mint a login token, print only the token\n"
+		"      --ttl SEC                       token lifetime in seconds (default %d)\n"
 		"  session create [--direct] [--name NAME] [-q] USER...\n"
+		"      --direct                        a one-to-one session of two USERs\n"
+		"                                      (default: a group)\n"
+		"      --name NAME                     session name (default empty)\n"
+		"      -q, --quiet                     print only the new session id\n"
 		"  session show ID\n"
 		"  session super [ID [upgrade|demote|auto]]\n"
 		"                                      super-session state of ID, or of\n"
@@ -47,10 +56,11 @@ static void usage(FILE *out)
 		"  members add ID USER...\n"
 		"  members remove ID USER\n"
 		"  push session ID TEXT [--sender NAME]\n"
+		"      --sender NAME                   sender shown to members (default \"" CTL_SENDER "\")\n"
 		"  push user USER TEXT\n"
 		"  user sessions USER\n"
 		"  user devices USER\n",
-		ADMIN_DEFAULT_URL);
+		ADMIN_DEFAULT_URL, CTL_TIMEOUT_SEC, CTL_TOKEN_TTL);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -175,7 +185,7 @@ static int cmd_token(struct ctl *ctl)
 	};
 	struct admin_reply reply;
 	const char *token;
-	long ttl = 3600;
+	long ttl = CTL_TOKEN_TTL;
 	char *end;
 	json_t *body;
 	int c, rc;
@@ -402,7 +412,7 @@ static int push_session(struct ctl *ctl)
 		{ "sender", required_argument, NULL, 's' },
 		{ 0 }
 	};
-	const char *sender = "system";
+	const char *sender = CTL_SENDER;
 	char path[64];
 	uint64_t id;
 	int c, rc;
