@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * imgw-bench: a load generator for one big session. It creates a group of
- * --users members through the admin API, forks worker processes that each
- * log in a share of the members over one or more gateways, optionally pins
- * the session normal or super, then publishes --messages messages through
+ * --users members through the admin API and forks worker processes, each of
+ * which logs in a share of the members over one or more gateways. It can pin
+ * the session normal or super. Then it publishes --messages messages through
  * the admin API or as a client SEND, at a fixed rate or as fast as possible
  * with a bounded number in flight. Every payload carries its publish time
  * (CLOCK_REALTIME ns), so the workers measure the latency of each delivery
  * and the time until the last member has each message. Workers check loss,
- * duplicates and order by sequence number per receiver and send their
+ * duplicates and order by sequence number per receiver, and send their
  * figures to the parent through a socketpair. The parent reads the CPU time
  * and peak RSS of the daemons it is given from /proc, prints a summary and
  * writes CSV or JSON. It exits 1 when a delivery was lost or duplicated, a
