@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The loopback TCP proxy; see harness_proxy.h. The child copies bytes
+ * The loopback TCP proxy declared in harness_proxy.h. The child copies bytes
  * with poll() between up to PROXY_MAX_PAIRS connection pairs and closes
  * them all on SIGUSR1.
  */
@@ -43,8 +43,8 @@ static int proxy_connect(uint16_t port)
 	return fd;
 }
 
-/* Copies what is readable from fds[from] to fds[to]; returns -1 at EOF or
- * on an error. */
+/* Copies what is readable from one socket to the other. Returns -1 at EOF
+ * or on an error. */
 static int proxy_copy(int from, int to)
 {
 	char buf[65536];
@@ -71,7 +71,8 @@ static void proxy_close_pair(int *pair)
 	pair[0] = pair[1] = -1;
 }
 
-/* The child's loop; never returns. pairs[i] = { client, target }. */
+/* Runs the child's loop, which never returns. pairs[i] is { client,
+ * target }. */
 static void proxy_run(int listen_fd, uint16_t target_port)
 {
 	int pairs[PROXY_MAX_PAIRS][2];

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Super-session helpers; see harness_super.h. Waits poll the admin APIs
+ * Super-session helpers, declared in harness_super.h. Waits poll the admin APIs
  * every 20 ms up to a stall bound, so they end as soon as the condition
  * holds.
  */
@@ -104,7 +104,7 @@ void sg_check_pushes(struct sgroup *g, struct tclient *t, uint64_t from_seq,
 	free(want);
 }
 
-/* Checks one synced message against the log; returns the next index. */
+/* Checks one synced message against the log and returns the next index. */
 static size_t sync_check_one(struct sgroup *g, struct tclient *t, size_t at,
 			     const Imgw__Push *p)
 {
@@ -160,7 +160,7 @@ void sg_check_sync(struct sgroup *g, struct tclient *t, uint64_t from_seq)
 		at < g->n_msgs ? (unsigned long long)g->msgs[at].seq : 0ULL);
 }
 
-/* Sends a request to an admin API; returns the JSON reply of status want. */
+/* Sends a request to an admin API and returns its JSON reply, which must have status want. */
 static json_t *json_call(struct daemon_proc *d, const char *method,
 			 const char *path, const char *request, int want)
 {

@@ -57,7 +57,7 @@ void sg_check_sync(struct sgroup *g, struct tclient *t, uint64_t from_seq);
 
 /* GET /v1/sessions/{sid}/super on bizsvr. */
 json_t *super_get(struct harness *h, uint64_t sid);
-/* POST /v1/sessions/{sid}/super {"action": action}; returns the reply. */
+/* POST /v1/sessions/{sid}/super {"action": action} and returns the reply. */
 json_t *super_post(struct harness *h, uint64_t sid, const char *action);
 /* Returns the gateways[] element of reply for node_id, or NULL. */
 json_t *super_gateway(json_t *reply, const char *node_id);
@@ -74,11 +74,11 @@ json_t *super_wait_for(struct harness *h, uint64_t sid,
 /* Returns gateway gw's cache entry of sid from GET /v1/sessions (a new
  * reference), or NULL when it holds none. */
 json_t *gw_cache_get(struct harness *h, int gw, uint64_t sid);
-/* Checks that gateway gw's cache of sid holds exactly conns (n ids), at
+/* Checks that gateway gw's cache of sid contains exactly conns (n ids), at
  * epoch unless epoch is -1. */
 void gw_cache_check(struct harness *h, int gw, uint64_t sid,
 		    const uint64_t *conns, size_t n, long long epoch);
-/* Waits until gateway gw's cache of sid holds n connections. */
+/* Waits until gateway gw's cache of sid contains n connections. */
 void gw_cache_wait_count(struct harness *h, int gw, uint64_t sid, size_t n);
 /* Waits until gateway gw holds no cache for sid. */
 void gw_cache_wait_gone(struct harness *h, int gw, uint64_t sid);

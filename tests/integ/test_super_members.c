@@ -4,8 +4,8 @@
  * pending on one gateway (its acks are dropped) and after it converged. A
  * member who joins gets every message from the next one on and can sync
  * the earlier ones; a removed member gets nothing after the removal reply;
- * a device that logs in is told the session is super and gets the
- * broadcasts; a closed connection leaves its gateway's cache at once.
+ * a device that logs in finds the session marked SUPER in its login
+ * result and gets the broadcasts; a closed connection leaves its gateway's cache at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
