@@ -409,7 +409,7 @@ static void test_guard_veth_end_to_end(void **state)
 	print_message("veth: guard attached in %s mode\n",
 		      mode == XDP_MODE_NATIVE ? "native" : "generic");
 
-	assert_true(try_connect(e.ns_ip, port, 1000));
+	assert_true(try_connect(e.ns_ip, port, 5000));
 
 	inet_pton(AF_INET, e.host_ip, key.addr);
 	assert_int_equal(bpf_map_update_elem(
@@ -420,7 +420,7 @@ static void test_guard_veth_end_to_end(void **state)
 
 	assert_int_equal(bpf_map_delete_elem(
 				 bpf_map__fd(skel->maps.imgw_block_v4), &key), 0);
-	assert_true(try_connect(e.ns_ip, port, 1000));
+	assert_true(try_connect(e.ns_ip, port, 5000));
 
 	netns_enter(&e);
 	assert_int_equal(xdp_program__detach(xp, e.ifindex, mode, 0), 0);
