@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "httputil.h"
+#include "linkauth.h"
 #include "log.h"
 
 struct config_key {
@@ -80,6 +81,19 @@ static int set_db(struct bizsvr_config *cfg, const char *value)
 static int set_secret(struct bizsvr_config *cfg, const char *value)
 {
 	return value[0] ? set_string(&cfg->secret, value) : -EINVAL;
+}
+
+static int set_link_secret(struct bizsvr_config *cfg, const char *value)
+{
+	if (!value[0] || strlen(value) > LINKAUTH_SECRET_MAX)
+		return -EINVAL;
+	return set_string(&cfg->link_secret, value);
+}
+
+/* Returns whether key holds a secret, whose value no message may show. */
+static int config_key_is_secret(const struct config_key *key)
+{
+	return key->set == set_secret || key->set == set_link_secret;
 }
 
 static int set_max_payload(struct bizsvr_config *cfg, const char *value)
@@ -214,6 +228,9 @@ static const struct config_key config_keys[] = {
 	{ "bizsvr", "secret", "SECRET", set_secret,
 	  "token signing key; also [bizsvr] secret or env IMGW_SECRET",
 	  "a non-empty string" },
+	{ "bizsvr", "link_secret", "SECRET", set_link_secret,
+	  "key gateways must sign REGISTER with (default none: any gateway may register); also env IMGW_LINK_SECRET",
+	  "1 to 255 bytes" },
 	{ "bizsvr", "max_payload", "BYTES", set_max_payload,
 	  "largest message payload in bytes (default 32768)",
 	  "bytes from 1 to 8388608" },
@@ -359,7 +376,9 @@ static int config_ini_entry(void *arg, const char *section, const char *name,
 	}
 	if (key->set(st->cfg, value) < 0) {
 		fprintf(stderr, "bizsvr: %s: invalid [%s] %s '%s': expected %s\n",
-			st->path, section, name, value, key->expected);
+			st->path, section, name,
+			config_key_is_secret(key) ? "(hidden)" : value,
+			key->expected);
 		st->failed = 1;
 	}
 	return 1;
@@ -441,7 +460,9 @@ static int config_parse_args(struct bizsvr_config *cfg, int argc, char **argv,
 		key = &config_keys[c - OPT_KEY_BASE];
 		if (key->set(cfg, optarg) < 0) {
 			fprintf(stderr, "bizsvr: invalid --%s '%s': expected %s\n",
-				names[c - OPT_KEY_BASE], optarg, key->expected);
+				names[c - OPT_KEY_BASE],
+				config_key_is_secret(key) ? "(hidden)" : optarg,
+				key->expected);
 			return CONFIG_EXIT_USAGE;
 		}
 	}
@@ -456,7 +477,7 @@ static int config_parse_args(struct bizsvr_config *cfg, int argc, char **argv,
 int config_load(struct bizsvr_config *cfg, int argc, char **argv)
 {
 	const char *config_path = NULL;
-	const char *env_secret;
+	const char *env_secret, *env_link_secret;
 	int rc;
 
 	config_defaults(cfg);
@@ -472,6 +493,12 @@ int config_load(struct bizsvr_config *cfg, int argc, char **argv)
 	env_secret = getenv("IMGW_SECRET");
 	if (env_secret && env_secret[0] && set_secret(cfg, env_secret) < 0)
 		return CONFIG_EXIT_USAGE;
+	env_link_secret = getenv("IMGW_LINK_SECRET");
+	if (env_link_secret && env_link_secret[0] &&
+	    set_link_secret(cfg, env_link_secret) < 0) {
+		fprintf(stderr, "bizsvr: invalid IMGW_LINK_SECRET: expected 1 to 255 bytes\n");
+		return CONFIG_EXIT_USAGE;
+	}
 	rc = config_parse_args(cfg, argc, argv, 1, &config_path);
 	if (rc != CONFIG_OK)
 		return rc;
@@ -490,9 +517,12 @@ void config_free(struct bizsvr_config *cfg)
 {
 	if (cfg->secret)
 		explicit_bzero(cfg->secret, strlen(cfg->secret));
+	if (cfg->link_secret)
+		explicit_bzero(cfg->link_secret, strlen(cfg->link_secret));
 	free(cfg->listen);
 	free(cfg->http);
 	free(cfg->db);
 	free(cfg->secret);
+	free(cfg->link_secret);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Settings of the business daemon: defaults, then the [bizsvr] and [super]
- * sections of an INI file, then IMGW_SECRET for the secret, then command line
- * flags (--super-KEY for the keys of [super]).
+ * sections of an INI file, then IMGW_SECRET and IMGW_LINK_SECRET for the
+ * secrets, then command line flags (--super-KEY for the keys of [super]).
  */
 #ifndef BIZSVR_CONFIG_H
 #define BIZSVR_CONFIG_H
@@ -22,6 +22,7 @@ struct bizsvr_config {
 	char *http;              /* host:port for the admin API */
 	char *db;                /* SQLite database path */
 	char *secret;            /* token HMAC key */
+	char *link_secret;       /* gateway REGISTER HMAC key, or NULL: none */
 	size_t max_payload;      /* bytes */
 	int64_t token_ttl;       /* seconds */
 	unsigned int sync_limit; /* messages per SYNC by default and at most */

@@ -4,6 +4,7 @@
  * few (one per gateway) but carry every login, message and push, so a link
  * buffers without limit up to LINK_OUT_CAP and is closed past it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -22,6 +23,7 @@
 #include "httputil.h"
 #include "imgw.pb-c.h"
 #include "link.h"
+#include "linkauth.h"
 #include "log.h"
 #include "pbcheck.h"
 #include "superwire.h"
@@ -64,7 +66,14 @@ struct link_server {
 	 * reports them at most once a second. */
 	uint64_t refused;
 	int64_t refused_logged_ms;
+	/* REGISTERs rejected for their link auth, and those not logged
+	 * since the last report (at most one line a second). */
+	uint64_t auth_rejected;
+	uint64_t auth_unlogged;
+	int64_t auth_logged_ms;
 };
+
+static void link_event_cb(struct bufferevent *bev, short what, void *arg);
 
 struct link *link_find(struct link_server *ls, const char *node_id)
 {
@@ -276,6 +285,91 @@ static int link_claim_node(struct link *l, const char *node_id)
 	return 0;
 }
 
+/* Frees l once its output is written, which holds the REGISTER_RESULT
+ * of a rejected REGISTER. */
+static void link_flushed_cb(struct bufferevent *bev, void *arg)
+{
+	struct link *l = arg;
+
+	link_free(l, l->close_reason);
+}
+
+/*
+ * Closes l after its queued output is sent. The REGISTER timer stays
+ * armed, so a peer that never reads is still freed within
+ * LINK_REGISTER_TIMEOUT_SEC of accept.
+ */
+static void link_close_after_flush(struct link *l, const char *reason)
+{
+	struct evbuffer *out = bufferevent_get_output(l->bev);
+
+	if (evbuffer_get_length(out) == 0) {
+		link_close_later(l, reason);
+		return;
+	}
+	l->closing = 1;
+	l->close_reason = reason;
+	bufferevent_disable(l->bev, EV_READ);
+	bufferevent_setwatermark(l->bev, EV_WRITE, 0, 0);
+	bufferevent_setcb(l->bev, NULL, link_flushed_cb, link_event_cb, l);
+}
+
+/* Logs a rejected REGISTER, at most one line a second with the count of
+ * the ones left out, so a flood of forged REGISTERs cannot flood the log. */
+static void link_log_auth_rejected(struct link *l, const char *node_id,
+				   const char *reason)
+{
+	struct link_server *ls = l->ls;
+	int64_t now = bizsvr_mono_ms();
+
+	ls->auth_rejected++;
+	if (ls->auth_logged_ms && now - ls->auth_logged_ms < 1000) {
+		ls->auth_unlogged++;
+		return;
+	}
+	pr_warn("link %llu from %s: rejected REGISTER of node %s: %s (%llu rejected in all, %llu not logged since the last report)",
+		(unsigned long long)l->id, l->peer, node_id, reason,
+		(unsigned long long)ls->auth_rejected,
+		(unsigned long long)ls->auth_unlogged);
+	ls->auth_unlogged = 0;
+	ls->auth_logged_ms = now;
+}
+
+/*
+ * Checks reg's link auth when the daemon has a link secret. On failure it
+ * answers ERROR_AUTH_FAILED and closes l once that is sent, before the
+ * node's current link or presence is touched. Returns 0 when reg may
+ * register, 1 when it was rejected, or a negative errno.
+ * XXX: Without TLS, a REGISTER captured on the network can be replayed
+ * within LINKAUTH_MAX_SKEW_SEC of its auth_time and replaces the node's
+ * link. The MAC does not cover the device list or any later frame.
+ */
+static int link_check_auth(struct link *l, uint32_t request_id,
+			   const Imgw__Register *reg)
+{
+	Imgw__RegisterResult res = IMGW__REGISTER_RESULT__INIT;
+	const char *secret = l->ls->bz->cfg->link_secret;
+	const char *reason;
+	int status, err;
+
+	if (!secret)
+		return 0;
+	status = linkauth_verify(secret, reg->node_id, reg->boot_id,
+				 reg->auth_time, reg->auth.data, reg->auth.len,
+				 (int64_t)(bizsvr_now_ms() / 1000));
+	if (status == LINKAUTH_OK)
+		return 0;
+	reason = linkauth_status_str(status);
+	link_log_auth_rejected(l, reg->node_id, reason);
+	res.code = IMGW__ERROR_CODE__ERROR_AUTH_FAILED;
+	res.reason = (char *)reason;
+	err = link_send(l, OP_REGISTER_RESULT, request_id, &res.base);
+	if (err < 0)
+		return err;
+	link_close_after_flush(l, "link auth rejected");
+	return 1;
+}
+
 static int link_handle_register(struct link *l, uint32_t request_id,
 				const uint8_t *body, size_t len)
 {
@@ -291,6 +385,11 @@ static int link_handle_register(struct link *l, uint32_t request_id,
 			(unsigned long long)l->id, l->peer, len);
 		imgw__register__free_unpacked(reg, NULL);
 		return -EPROTO;
+	}
+	err = link_check_auth(l, request_id, reg);
+	if (err != 0) {
+		imgw__register__free_unpacked(reg, NULL);
+		return err < 0 ? err : 0;
 	}
 	err = link_claim_node(l, reg->node_id);
 	if (err < 0) {
@@ -534,6 +633,37 @@ static void link_accept_error_cb(struct evconnlistener *lev, void *arg)
 	pr_warn("link: accept failed: %s", strerror(err));
 }
 
+static int addr_is_loopback(const struct sockaddr *sa)
+{
+	const struct in6_addr *a6;
+
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)
+			>> 24) == 127;
+	if (sa->sa_family != AF_INET6)
+		return 0;
+	a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	return IN6_IS_ADDR_LOOPBACK(a6) ||
+	       (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+}
+
+/*
+ * Warns once at start when gateways can register without the link secret
+ * from beyond this host.
+ * XXX: Without --link-secret any client that reaches the listen address can register as any node, then send and sync as any user it lists.
+ */
+static void link_warn_unauthenticated(struct bizsvr *bz,
+				      const struct sockaddr *sa)
+{
+	if (bz->cfg->link_secret) {
+		pr_info("link: gateways must sign REGISTER with the link secret");
+		return;
+	}
+	if (!addr_is_loopback(sa))
+		pr_warn("link: gateway links on %s are not authenticated: set --link-secret",
+			bz->cfg->listen);
+}
+
 static struct evconnlistener *link_listen(struct bizsvr *bz,
 					  struct link_server *ls)
 {
@@ -565,6 +695,8 @@ static struct evconnlistener *link_listen(struct bizsvr *bz,
 				      LEV_OPT_CLOSE_ON_EXEC, -1,
 				      res->ai_addr, (int)res->ai_addrlen);
 	rc = errno;
+	if (lev)
+		link_warn_unauthenticated(bz, res->ai_addr);
 	freeaddrinfo(res);
 	errno = rc;
 	return lev;
