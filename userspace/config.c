@@ -40,6 +40,7 @@ enum config_kind {
 	KIND_KPATH_MODE,        /* off, auto or on */
 	KIND_PATH,
 	KIND_COUNT,             /* unsigned int from min to max */
+	KIND_SECRET,            /* never shown in messages */
 };
 
 struct config_key {
@@ -63,6 +64,8 @@ static const struct config_key config_keys[] = {
 	    "HOST:PORT  business daemon address (default 127.0.0.1:7080)"),
 	KEY("node_id", "node-id", KIND_NODE_ID, node_id, 0, 0,
 	    "ID  node id sent to the daemon (default <hostname>-<listen port>)"),
+	KEY("link_secret", "link-secret", KIND_SECRET, link_secret, 0, 0,
+	    "SECRET  key to sign REGISTER with, as bizsvr's --link-secret; also env IMGW_LINK_SECRET (default none)"),
 	KEY("max_frame", "max-frame", KIND_BYTES, max_frame, MIN_MAX_FRAME,
 	    FRAME_HARD_MAX_BODY,
 	    "BYTES  largest client frame body (default 65536)"),
@@ -225,6 +228,10 @@ static int config_apply(struct gw_config *cfg, const struct config_key *k,
 		if (!*value)
 			return -EINVAL;
 		return set_string(field, CONFIG_PATH_LEN, value);
+	case KIND_SECRET:
+		if (!*value)
+			return -EINVAL;
+		return set_string(field, CONFIG_SECRET_LEN, value);
 	}
 	return -EINVAL;
 }
@@ -265,6 +272,9 @@ static void config_describe_expected(const struct config_key *k, char *out,
 		snprintf(out, cap, "a whole number from %lu to %lu", k->min,
 			 k->max);
 		break;
+	case KIND_SECRET:
+		snprintf(out, cap, "1 to %d bytes", CONFIG_SECRET_LEN - 1);
+		break;
 	}
 }
 
@@ -276,7 +286,8 @@ static void config_report_invalid(const char *where,
 
 	config_describe_expected(k, expected, sizeof(expected));
 	fprintf(stderr, "imgw: %sinvalid value '%s' for %s: expected %s\n",
-		where, value, name, expected);
+		where, k->kind == KIND_SECRET ? "(hidden)" : value, name,
+		expected);
 }
 
 struct ini_state {
@@ -451,6 +462,22 @@ static int config_apply_flags(struct gw_config *cfg, int argc, char **argv)
 	return 0;
 }
 
+/* Takes the link secret from IMGW_LINK_SECRET, between the file and the
+ * flags. */
+static int config_load_env(struct gw_config *cfg)
+{
+	const char *secret = getenv("IMGW_LINK_SECRET");
+
+	if (!secret || !secret[0])
+		return 0;
+	if (set_string(cfg->link_secret, sizeof(cfg->link_secret), secret)) {
+		fprintf(stderr, "imgw: invalid IMGW_LINK_SECRET: expected 1 to %d bytes\n",
+			CONFIG_SECRET_LEN - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int config_load(struct gw_config *cfg, int argc, char **argv)
 {
 	const char *path = NULL;
@@ -466,6 +493,9 @@ int config_load(struct gw_config *cfg, int argc, char **argv)
 		if (err)
 			return err;
 	}
+	err = config_load_env(cfg);
+	if (err)
+		return err;
 	err = config_apply_flags(cfg, argc, argv);
 	if (err)
 		return err;

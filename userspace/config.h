@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Gateway settings: defaults, the [gateway] section of an INI file, and
- * command-line flags, which override the file.
+ * Gateway settings: defaults, the [gateway] section of an INI file,
+ * IMGW_LINK_SECRET for the link secret, and command-line flags, which
+ * override both.
  */
 #ifndef IMGW_CONFIG_H
 #define IMGW_CONFIG_H
@@ -11,12 +12,15 @@
 #define CONFIG_ADDR_LEN 272
 #define CONFIG_NODE_ID_LEN 128
 #define CONFIG_PATH_LEN 256
+/* LINKAUTH_SECRET_MAX (lib/linkauth.h) bytes and a NUL. */
+#define CONFIG_SECRET_LEN 256
 
 struct gw_config {
 	char listen[CONFIG_ADDR_LEN];
 	char http[CONFIG_ADDR_LEN];
 	char bizsvr[CONFIG_ADDR_LEN];
 	char node_id[CONFIG_NODE_ID_LEN];
+	char link_secret[CONFIG_SECRET_LEN]; /* signs REGISTER; "": none */
 	size_t max_frame;             /* bytes of frame body */
 	unsigned int heartbeat_timeout; /* seconds */
 	unsigned int login_timeout;   /* seconds */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -22,6 +23,7 @@
 #include "client.h"
 #include "deliver.h"
 #include "httputil.h"
+#include "linkauth.h"
 #include "log.h"
 #include "super_gw.h"
 #include "upstream.h"
@@ -235,12 +237,31 @@ static void fill_device(Imgw__Device *dev, const struct conn *c)
 	dev->platform = c->platform ? c->platform : "";
 }
 
+/* Signs msg with the link secret, when the gateway has one. */
+static int upstream_sign_register(struct upstream *up, Imgw__Register *msg,
+				  uint8_t mac[LINKAUTH_MAC_LEN])
+{
+	int err;
+
+	if (!up->gw->cfg.link_secret[0])
+		return 0;
+	msg->auth_time = (int64_t)time(NULL);
+	err = linkauth_mac(up->gw->cfg.link_secret, msg->node_id, msg->boot_id,
+			   msg->auth_time, mac);
+	if (err < 0)
+		return err;
+	msg->auth.data = mac;
+	msg->auth.len = LINKAUTH_MAC_LEN;
+	return 0;
+}
+
 /* Sends REGISTER listing every logged-in connection. */
 static int upstream_register(struct upstream *up)
 {
 	struct conn_registry *reg = &up->gw->conns;
 	Imgw__Register msg = IMGW__REGISTER__INIT;
 	Imgw__Device *devices, **ptrs;
+	uint8_t mac[LINKAUTH_MAC_LEN];
 	struct conn *c, *tmp;
 	size_t n = 0;
 	int err;
@@ -263,6 +284,9 @@ static int upstream_register(struct upstream *up)
 	msg.boot_id = up->gw->boot_id;
 	msg.n_devices = n;
 	msg.devices = ptrs;
+	err = upstream_sign_register(up, &msg, mac);
+	if (err < 0)
+		goto out_free;
 	/*
 	 * XXX: REGISTER is one frame, so a node with more logged-in
 	 * devices than fit in FRAME_HARD_MAX_BODY (an estimate: about
@@ -270,8 +294,10 @@ static int upstream_register(struct upstream *up)
 	 */
 	err = upstream_send(up, OP_REGISTER, 0, &msg.base);
 	if (!err)
-		pr_info("sent REGISTER to bizsvr %s: node id %s, %zu devices",
-			up->gw->cfg.bizsvr, up->gw->cfg.node_id, n);
+		pr_info("sent REGISTER to bizsvr %s: node id %s, %zu devices, %s",
+			up->gw->cfg.bizsvr, up->gw->cfg.node_id, n,
+			msg.auth.len ? "signed with the link secret" :
+			"unsigned");
 out_free:
 	free(devices);
 	free(ptrs);
@@ -282,7 +308,7 @@ static void upstream_on_connected(struct upstream *up)
 {
 	struct timeval register_tv = { .tv_sec = UPSTREAM_REGISTER_TIMEOUT_SEC };
 	int fd = bufferevent_getfd(up->bev);
-	int one = 1;
+	int one = 1, err;
 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0)
@@ -290,14 +316,18 @@ static void upstream_on_connected(struct upstream *up)
 			fd, strerror(errno));
 	up->state = UPSTREAM_REGISTERING;
 	bufferevent_set_timeouts(up->bev, &register_tv, NULL);
-	if (upstream_register(up) < 0)
-		upstream_drop(up, "out of memory building REGISTER");
+	err = upstream_register(up);
+	if (err < 0)
+		upstream_drop(up, err == -ENOMEM ?
+			      "out of memory building REGISTER" :
+			      "signing REGISTER failed");
 }
 
 static void upstream_on_register_result(struct upstream *up,
 					const uint8_t *body, size_t len)
 {
 	Imgw__RegisterResult *res;
+	char reason[512];
 
 	res = imgw__register_result__unpack(NULL, len, body);
 	if (!res) {
@@ -305,11 +335,13 @@ static void upstream_on_register_result(struct upstream *up,
 		return;
 	}
 	if (res->code != IMGW__ERROR_CODE__ERROR_NONE) {
-		pr_error("bizsvr %s rejected REGISTER of node %s: code %d: %s",
-			 up->gw->cfg.bizsvr, up->gw->cfg.node_id, res->code,
-			 res->reason);
+		/* One line per attempt, so a secret mismatch stays visible
+		 * while the gateway keeps retrying. */
+		snprintf(reason, sizeof(reason),
+			 "bizsvr rejected REGISTER of node %s: code %d: %.160s",
+			 up->gw->cfg.node_id, res->code, res->reason);
 		imgw__register_result__free_unpacked(res, NULL);
-		upstream_drop(up, "REGISTER rejected");
+		upstream_drop(up, reason);
 		return;
 	}
 	up->state = UPSTREAM_UP;
