@@ -209,19 +209,25 @@ static void gw_spawn(struct harness *h, struct daemon_proc *d)
 {
 	char bin[PATH_MAX], listen[32], http[32], biz[32];
 	char heartbeat[16], login[16], out_cap[24], max_frame[24];
-	char *argv[] = {
+	char *argv[HARNESS_MAX_ARGS] = {
 		bin, "--listen", listen, "--http", http, "--bizsvr", biz,
 		"--node-id", d->node_id, "--max-frame", max_frame,
 		"--heartbeat-timeout", heartbeat, "--login-timeout", login,
-		"--out-cap", out_cap, "--log-level", "info", NULL, NULL,
+		"--out-cap", out_cap, "--log-level", "info", NULL,
 	};
 	size_t n = 0;
 
 	while (argv[n])
 		n++;
-	/* The spare NULL slot takes the optional flag. */
 	if (d->opts.drop_super_acks)
-		argv[n] = "--fault-drop-super-acks";
+		argv[n++] = "--fault-drop-super-acks";
+	for (size_t i = 0; d->opts.args && d->opts.args[i]; i++) {
+		H_CHECK(n + 1 < HARNESS_MAX_ARGS,
+			"more than %d %s arguments", HARNESS_MAX_ARGS - 1,
+			d->name);
+		argv[n++] = (char *)d->opts.args[i];
+	}
+	argv[n] = NULL;
 	snprintf(bin, sizeof(bin), "%s/imgw", build_dir());
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", d->port);
 	snprintf(http, sizeof(http), "127.0.0.1:%u", d->http_port);
@@ -396,10 +402,17 @@ void harness_biz_start(struct harness *h)
 static void gw_setup(struct harness *h, int i, const struct gw_options *opt)
 {
 	struct daemon_proc *d = &h->gw[i];
+	char log_path[sizeof(d->log_path)];
+	int n;
 
 	snprintf(d->name, sizeof(d->name), "gw%d", i);
 	snprintf(d->node_id, sizeof(d->node_id), "node-%d", i);
-	snprintf(d->log_path, sizeof(d->log_path), "%s/gw%d.log", h->dir, i);
+	/* Built apart: gcc cannot tell that h->dir and h->gw[i] are
+	 * disjoint when i comes from h->gw_count. */
+	n = snprintf(log_path, sizeof(log_path), "%s/gw%d.log", h->dir, i);
+	H_CHECK(n > 0 && (size_t)n < sizeof(log_path),
+		"log path for gw%d in %s is too long", i, h->dir);
+	memcpy(d->log_path, log_path, sizeof(log_path));
 	d->port = free_port();
 	d->http_port = free_port();
 	d->opts.heartbeat_timeout = 60;
@@ -418,6 +431,20 @@ static void gw_setup(struct harness *h, int i, const struct gw_options *opt)
 		d->opts.max_frame = opt->max_frame;
 	d->opts.drop_super_acks = opt->drop_super_acks;
 	d->opts.bizsvr_port = opt->bizsvr_port;
+	d->opts.args = opt->args;
+}
+
+int harness_gw_add(struct harness *h, const struct gw_options *opt)
+{
+	int i = h->gw_count;
+
+	H_CHECK(i >= 0 && i < HARNESS_MAX_GW,
+		"cannot add a gateway: %d run already", i);
+	gw_setup(h, i, opt);
+	h->gw_count++;
+	gw_spawn(h, &h->gw[i]);
+	wait_healthy(&h->gw[i], -1);
+	return i;
 }
 
 struct harness *harness_start(int gw_count, const struct gw_options *opts)

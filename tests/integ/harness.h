@@ -36,6 +36,10 @@ struct gw_options {
 	size_t max_frame;       /* body bytes; default 65536 */
 	int drop_super_acks;    /* 1: start with --fault-drop-super-acks */
 	uint16_t bizsvr_port;   /* link to this port; 0: the harness's bizsvr */
+	/* Extra flags after the harness's own, NULL-terminated, or NULL. A
+	 * repeated flag overrides the harness's value. Must outlive the
+	 * harness, as they are kept for restarts. */
+	const char *const *args;
 };
 
 struct daemon_proc {
@@ -93,6 +97,12 @@ void harness_stop(struct harness *h);
 
 /* A cmocka teardown that stops harness_current, if any. */
 int harness_teardown(void **state);
+
+/*
+ * Starts one more gateway with opt (NULL for defaults) and waits until its
+ * /healthz answers, with upstream in any state. Returns its index.
+ */
+int harness_gw_add(struct harness *h, const struct gw_options *opt);
 
 /* Stops gateway i with sig (SIGTERM: a clean exit is required). */
 void harness_gw_stop(struct harness *h, int i, int sig);
