@@ -6,6 +6,7 @@
  * everything down on SIGTERM or SIGINT.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,21 @@ static void raise_nofile_limit(void)
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		pr_warn("raising RLIMIT_NOFILE to %llu failed: %s",
 			(unsigned long long)rl.rlim_max, strerror(errno));
+}
+
+/*
+ * A fan-out allocates one buffer chain per member and message and frees them
+ * all after the write. With glibc's default trim threshold every burst grows
+ * the heap top, trims it again and faults the pages back in: that cost a
+ * quarter of the gateway's CPU under load. Keep the freed top instead.
+ */
+#define GW_MALLOC_TRIM_BYTES (64 << 20)
+
+static void tune_malloc(void)
+{
+	if (!mallopt(M_TRIM_THRESHOLD, GW_MALLOC_TRIM_BYTES))
+		pr_warn("setting the malloc trim threshold to %d bytes failed",
+			GW_MALLOC_TRIM_BYTES);
 }
 
 static int make_boot_id(char *out)
@@ -173,6 +189,7 @@ int main(int argc, char **argv)
 	log_init("imgw", gw.cfg.log_level);
 	log_route_libevent();
 	raise_nofile_limit();
+	tune_malloc();
 	signal(SIGPIPE, SIG_IGN);
 
 	err = gateway_start(&gw);
