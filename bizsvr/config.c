@@ -90,7 +90,7 @@ static int set_link_secret(struct bizsvr_config *cfg, const char *value)
 	return set_string(&cfg->link_secret, value);
 }
 
-/* Returns whether key holds a secret, whose value no message may show. */
+/* Returns whether key sets a secret, whose value no message may show. */
 static int config_key_is_secret(const struct config_key *key)
 {
 	return key->set == set_secret || key->set == set_link_secret;

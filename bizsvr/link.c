@@ -285,8 +285,8 @@ static int link_claim_node(struct link *l, const char *node_id)
 	return 0;
 }
 
-/* Frees l once its output is written, which holds the REGISTER_RESULT
- * of a rejected REGISTER. */
+/* Frees l once its output, the REGISTER_RESULT of a rejected REGISTER,
+ * is written. */
 static void link_flushed_cb(struct bufferevent *bev, void *arg)
 {
 	struct link *l = arg;
@@ -337,8 +337,8 @@ static void link_log_auth_rejected(struct link *l, const char *node_id,
 
 /*
  * Checks reg's link auth when the daemon has a link secret. On failure it
- * answers ERROR_AUTH_FAILED and closes l once that is sent, before the
- * node's current link or presence is touched. Returns 0 when reg may
+ * sends REGISTER_RESULT with ERROR_AUTH_FAILED and closes l once that is
+ * written, before the node's current link or presence is touched. Returns 0 when reg may
  * register, 1 when it was rejected, or a negative errno.
  * XXX: Without TLS, a REGISTER captured on the network can be replayed
  * within LINKAUTH_MAX_SKEW_SEC of its auth_time and replaces the node's

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Authentication of the gateway <-> business daemon link with a shared
- * secret. A gateway's REGISTER carries auth_time (unix seconds) and auth,
- * the HMAC-SHA256 keyed with the link secret of
+ * secret. A gateway's REGISTER carries auth_time (unix seconds) and auth.
+ * auth is the HMAC-SHA256, keyed with the link secret, of the text
  * "imgw-link-v1\n" node_id "\n" boot_id "\n" auth_time (decimal).
  * The daemon recomputes it and accepts auth_time within
  * LINKAUTH_MAX_SKEW_SEC of its own clock.
@@ -16,7 +16,7 @@
 #define LINKAUTH_MAC_LEN 32
 /* Largest difference between auth_time and the daemon's clock. */
 #define LINKAUTH_MAX_SKEW_SEC 300
-/* Longest link secret both daemons accept, in bytes. */
+/* Maximum length of a link secret in bytes, in both daemons. */
 #define LINKAUTH_SECRET_MAX 255
 
 enum linkauth_status {

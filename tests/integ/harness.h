@@ -100,7 +100,7 @@ int harness_teardown(void **state);
 
 /*
  * Starts one more gateway with opt (NULL for defaults) and waits until its
- * /healthz answers, with upstream in any state. Returns its index.
+ * /healthz responds, with upstream in any state. Returns its index.
  */
 int harness_gw_add(struct harness *h, const struct gw_options *opt);
 

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * The gateway <-> bizsvr link secret. Gateways and a daemon with the same
- * --link-secret link up and deliver. A gateway with another secret, a raw
- * REGISTER without auth and a REGISTER signed at a time more than 300 s
- * off are rejected with ERROR_AUTH_FAILED and a closed link, while the
- * real gateway of the same node id keeps its link and its devices.
+ * --link-secret link up and deliver. Three REGISTERs are rejected with
+ * ERROR_AUTH_FAILED and a closed link: one from a gateway with another
+ * secret, a raw one without auth, and one signed more than 300 s off the
+ * daemon's clock. The real gateway of the same node id keeps its link and
+ * its devices throughout.
  */
 #include <errno.h>
 #include <stdio.h>
