@@ -160,3 +160,6 @@ clean:
 $(BUILD)/imgw-kpath-bench: $(BUILD)/obj/tools/imgw-kpath-bench.o $(BUILD)/obj/userspace/kpath.o $(BUILD)/libimgw.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The peer benchmark subscribes through the peers' own client libraries.
+$(BUILD)/bench-peer: LDLIBS += $(shell pkg-config --libs hiredis libmosquitto)

@@ -7,7 +7,8 @@ set -eu
 packages="build-essential pkg-config libevent-dev protobuf-c-compiler
 libprotobuf-c-dev libsqlite3-dev sqlite3 libcmocka-dev libjansson-dev
 libssl-dev uthash-dev libinih-dev libbpf-dev bpftool libxdp-dev clang llvm
-iproute2 curl procps"
+iproute2 curl procps redis-server mosquitto libhiredis-dev
+libmosquitto-dev gnuplot-nox"
 
 missing=""
 for p in $packages; do
