@@ -58,7 +58,7 @@ roombig-if1-128B $big 1 1 0 128 $((300 / scale))
 roombig-if64-128B $big 1 64 0 128 $((1000 / scale))
 roombig-if1-1KiB $big 1 1 0 1024 $((300 / scale))
 roombig-if64-1KiB $big 1 64 0 1024 $((1000 / scale))
-zipf500-rate500-128B 5000 500 64 500 128 $((5000 / scale))"
+zipf500-rate5000-128B 5000 500 64 5000 128 $((20000 / scale))"
 
 stop_servers() {
 	local pid
@@ -263,7 +263,7 @@ run_one() {
 		"$build/imgw-bench" --admin "http://127.0.0.1:$biz_http" --secret "$secret" \
 			--gateway "127.0.0.1:$gw_port" --users "$members" \
 			--workers $(((members + 4999) / 5000 > 1 ? (members + 4999) / 5000 : 2)) \
-			--pin super --messages "$messages" --rate "$rate" \
+			--pin super --window delivered --messages "$messages" --rate "$rate" \
 			--in-flight "$in_flight" --payload-size "$bytes" \
 			--bizsvr-pid "$biz_pid" $pids --label "$name" --csv "$raw" \
 			>"$dir/summary.txt" 2>"$dir/bench.log"
@@ -271,7 +271,7 @@ run_one() {
 	else
 		"$build/bench-peer" --system "$system" --port "$port" \
 			--members "$members" --groups "$groups" --in-flight "$in_flight" \
-			--rate "$rate" --payload-size "$bytes" --messages "$messages" \
+			--rate "$rate" --payload-size "$bytes" --messages "$messages" --window delivered \
 			--server-pid "$server_main" --workload "$name" --csv "$raw" \
 			>"$dir/summary.txt" 2>"$dir/bench.log"
 		status=$?

@@ -56,6 +56,7 @@
 #define PEER_READY_SEC 300
 #define PEER_MQTT_KEEPALIVE 3600
 #define SENDLOOP_PUBLISHER 0xffffffffu
+#define CTL_RESULT_MARK 0xffffffffu     /* ends the uint32_t done records of a worker */
 
 /* Payload head: "imgwbench:" 10-digit message index ":" 19-digit ns. */
 #define PAYLOAD_TAG "imgwbench:"
@@ -81,6 +82,7 @@ struct peer_options {
 	int in_flight;
 	double rate;
 	int payload_size;
+	int window_delivered;           /* a message stays in flight until every member has it */
 	unsigned int seed;
 	pid_t server_pids[PEER_MAX_PIDS];
 	int server_pid_count;
@@ -247,6 +249,7 @@ struct worker {
 	uint64_t stop_mono;
 	uint64_t *msg_last_ns;
 	uint32_t *msg_count;
+	uint32_t *group_members;        /* members of each group in this worker */
 	struct ctl_result res;
 };
 
@@ -306,6 +309,13 @@ static void member_deliver(struct member *m, const uint8_t *p, size_t len)
 	if (now > w->msg_last_ns[index])
 		w->msg_last_ns[index] = now;
 	w->msg_count[index]++;
+	if (w->opt->window_delivered &&
+	    w->msg_count[index] == w->group_members[m->group]) {
+		uint32_t done = (uint32_t)index;
+
+		if (write_full(w->ctl_fd, &done, sizeof(done)) < 0)
+			event_base_loopbreak(w->base);
+	}
 }
 
 static void member_closed(struct member *m)
@@ -556,6 +566,7 @@ static void worker_connect_more(struct worker *w)
 static void worker_finish(struct worker *w)
 {
 	size_t m = (size_t)w->opt->messages;
+	uint32_t mark = CTL_RESULT_MARK;
 
 	for (int i = 0; i < w->count; i++) {
 		struct member *mb = &w->members[i];
@@ -567,7 +578,8 @@ static void worker_finish(struct worker *w)
 			    !(mb->seen[k / 8] & (1u << (k % 8))))
 				w->res.missing++;
 	}
-	if (write_full(w->ctl_fd, &w->res, sizeof(w->res)) < 0 ||
+	if (write_full(w->ctl_fd, &mark, sizeof(mark)) < 0 ||
+	    write_full(w->ctl_fd, &w->res, sizeof(w->res)) < 0 ||
 	    write_full(w->ctl_fd, w->msg_last_ns, m * sizeof(uint64_t)) < 0 ||
 	    write_full(w->ctl_fd, w->msg_count, m * sizeof(uint32_t)) < 0)
 		fprintf(stderr, "bench-peer: worker %d: sending the result failed\n",
@@ -637,6 +649,7 @@ static void worker_free(struct worker *w)
 	free(w->members);
 	free(w->msg_last_ns);
 	free(w->msg_count);
+	free(w->group_members);
 	if (w->ctl_ev)
 		event_free(w->ctl_ev);
 	if (w->tick_ev)
@@ -654,7 +667,9 @@ static int worker_init(struct worker *w)
 	w->members = calloc((size_t)w->count, sizeof(*w->members));
 	w->msg_last_ns = calloc((size_t)w->opt->messages + 1, sizeof(uint64_t));
 	w->msg_count = calloc((size_t)w->opt->messages + 1, sizeof(uint32_t));
-	if (!w->base || !w->members || !w->msg_last_ns || !w->msg_count)
+	w->group_members = calloc((size_t)w->opt->groups, sizeof(uint32_t));
+	if (!w->base || !w->members || !w->msg_last_ns || !w->msg_count ||
+	    !w->group_members)
 		return -ENOMEM;
 	for (int i = 0; i < w->count; i++) {
 		struct member *m = &w->members[i];
@@ -662,6 +677,7 @@ static int worker_init(struct worker *w)
 		m->w = w;
 		m->index = w->first + i;
 		m->group = w->plan->member_group[m->index];
+		w->group_members[m->group]++;
 		m->last_index = -1;
 		m->fd = -1;
 		m->seen = calloc(bitmap, 1);
@@ -699,6 +715,7 @@ static int worker_main(const struct peer_options *o, const struct plan *p,
 struct link {
 	pid_t pid;
 	int fd;
+	struct event *ev;
 	struct ctl_ready ready;
 	struct ctl_result *res;
 	uint64_t *last_ns;
@@ -731,7 +748,13 @@ struct bench {
 	uint64_t acked;
 	int outstanding;
 	int pub_failed;
+	int stalled;
 	uint64_t *pub_ns;
+	uint8_t *msg_acked;
+	uint8_t *msg_released;
+	uint32_t *msg_done;             /* workers that reported the message done */
+	uint32_t *group_workers;        /* workers with members of each group */
+	uint64_t last_release_mono;
 	uint64_t start_ns;              /* CLOCK_REALTIME of the first publish */
 	uint64_t start_mono;
 	uint64_t last_progress_mono;
@@ -746,14 +769,68 @@ struct bench {
 
 static void bench_fill(struct bench *b);
 
+static void bench_release(struct bench *b, uint64_t k)
+{
+	if (b->msg_released[k])
+		return;
+	b->msg_released[k] = 1;
+	b->outstanding--;
+	b->last_release_mono = benchstat_now_ns(CLOCK_MONOTONIC);
+	bench_fill(b);
+}
+
+/* Handles the server's acknowledgement of the next message: every system
+ * here acknowledges publishes on one connection in order. */
 static void bench_settle(struct bench *b, int ok)
 {
-	b->outstanding--;
+	uint64_t k = b->acked + (uint64_t)b->pub_failed;
+	int group;
+
+	if (k >= (uint64_t)b->next_msg)
+		return;
+	group = b->plan.msg_group[k];
+	b->msg_acked[k] = 1;
 	if (ok)
 		b->acked++;
 	else
 		b->pub_failed++;
-	bench_fill(b);
+	if (!ok || !b->opt.window_delivered ||
+	    b->msg_done[k] >= b->group_workers[group])
+		bench_release(b, k);
+}
+
+/* Counts a worker whose members of its group all have message k. */
+static void bench_done(struct bench *b, uint32_t k)
+{
+	if (k >= (uint32_t)b->next_msg)
+		return;
+	b->msg_done[k]++;
+	if (b->msg_acked[k] &&
+	    b->msg_done[k] >= b->group_workers[b->plan.msg_group[k]])
+		bench_release(b, k);
+}
+
+static void bench_on_link(evutil_socket_t fd, short what, void *priv)
+{
+	struct bench *b = priv;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint32_t k;
+
+	while (poll(&pfd, 1, 0) == 1) {
+		if (read_full(fd, &k, sizeof(k), 10) < 0) {
+			fprintf(stderr, "bench-peer: a worker went away while publishing\n");
+			b->stalled = 1;
+			event_base_loopbreak(b->base);
+			return;
+		}
+		if (k == CTL_RESULT_MARK) {
+			fprintf(stderr, "bench-peer: a worker ended while publishing\n");
+			b->stalled = 1;
+			event_base_loopbreak(b->base);
+			return;
+		}
+		bench_done(b, k);
+	}
 }
 
 static void redis_on_publish(redisAsyncContext *c, void *r, void *priv)
@@ -880,6 +957,15 @@ static void bench_on_tick(evutil_socket_t fd, short what, void *priv)
 
 	if (b->mosq)
 		mosquitto_loop_misc(b->mosq);
+	/* With --window delivered a lost delivery would hold its place forever. */
+	if (b->outstanding > 0 &&
+	    now - b->last_release_mono > 2 * PEER_DRAIN_IDLE_SEC * NSEC_PER_SEC) {
+		fprintf(stderr, "bench-peer: no message left the window for %d s; stopping\n",
+			2 * PEER_DRAIN_IDLE_SEC);
+		b->stalled = 1;
+		event_base_loopbreak(b->base);
+		return;
+	}
 	if (now - b->last_progress_mono >= NSEC_PER_SEC) {
 		b->last_progress_mono = now;
 		fprintf(stderr, "bench-peer: published %d of %d, acknowledged %" PRIu64 "\n",
@@ -941,8 +1027,19 @@ static int bench_connect_publisher(struct bench *b)
 	b->payload = malloc((size_t)b->opt.payload_size);
 	b->pub_ns = calloc((size_t)b->opt.messages + 1, sizeof(uint64_t));
 	b->tick_ev = event_new(b->base, -1, EV_PERSIST, bench_on_tick, b);
-	if (!b->payload || !b->pub_ns || !b->tick_ev)
+	b->msg_acked = calloc((size_t)b->opt.messages + 1, 1);
+	b->msg_released = calloc((size_t)b->opt.messages + 1, 1);
+	b->msg_done = calloc((size_t)b->opt.messages + 1, sizeof(uint32_t));
+	if (!b->payload || !b->pub_ns || !b->tick_ev || !b->msg_acked ||
+	    !b->msg_released || !b->msg_done)
 		return -ENOMEM;
+	for (int i = 0; i < b->link_count; i++) {
+		b->links[i].ev = event_new(b->base, b->links[i].fd, EV_READ | EV_PERSIST,
+					   bench_on_link, b);
+		if (!b->links[i].ev)
+			return -ENOMEM;
+		event_add(b->links[i].ev, NULL);
+	}
 	memset(b->payload, 'x', (size_t)b->opt.payload_size);
 	if (b->opt.system == SYS_REDIS)
 		err = bench_connect_redis(b);
@@ -982,7 +1079,8 @@ static int bench_fork_workers(struct bench *b)
 	int per = (b->plan.members + b->opt.workers - 1) / b->opt.workers;
 
 	b->links = calloc((size_t)b->opt.workers, sizeof(*b->links));
-	if (!b->links)
+	b->group_workers = calloc((size_t)b->opt.groups, sizeof(uint32_t));
+	if (!b->links || !b->group_workers)
 		return -ENOMEM;
 	for (int i = 0, first = 0; i < b->opt.workers && first < b->plan.members; i++) {
 		int sv[2], count = per < b->plan.members - first ? per : b->plan.members - first;
@@ -1001,6 +1099,9 @@ static int bench_fork_workers(struct bench *b)
 			_exit(worker_main(&b->opt, &b->plan, first, count, sv[1]));
 		}
 		close(sv[1]);
+		for (int j = first; j < first + count; j++)
+			if (j == first || b->plan.member_group[j] != b->plan.member_group[j - 1])
+				b->group_workers[b->plan.member_group[j]]++;
 		b->links[i] = (struct link){ .pid = pid, .fd = sv[0] };
 		b->link_count++;
 		first += count;
@@ -1038,12 +1139,19 @@ static int bench_collect_results(struct bench *b)
 	for (int i = 0; i < b->link_count && err == 0; i++) {
 		struct link *l = &b->links[i];
 
+		uint32_t k = 0;
+
 		l->res = malloc(sizeof(*l->res));
 		l->last_ns = calloc(m + 1, sizeof(uint64_t));
 		l->count = calloc(m + 1, sizeof(uint32_t));
 		if (!l->res || !l->last_ns || !l->count)
 			return -ENOMEM;
-		err = read_full(l->fd, l->res, sizeof(*l->res), PEER_DRAIN_MAX_SEC + 30);
+		if (l->ev)
+			event_del(l->ev);
+		while (err == 0 && k != CTL_RESULT_MARK)
+			err = read_full(l->fd, &k, sizeof(k), PEER_DRAIN_MAX_SEC + 30);
+		if (err == 0)
+			err = read_full(l->fd, l->res, sizeof(*l->res), 30);
 		if (err == 0)
 			err = read_full(l->fd, l->last_ns, m * sizeof(uint64_t), 30);
 		if (err == 0)
@@ -1172,7 +1280,7 @@ static void bench_print(const struct bench *b, const struct figures *f)
 	"rate,payload_bytes,published,acked,receivers,deliveries,expected,missing," \
 	"duplicates,reordered,disconnects,delivery_s,deliveries_per_s,server_cpu_us," \
 	"server_us_per_delivery,server_peak_rss_kb,bench_cpu_us,lat_p50_ms,lat_p99_ms," \
-	"lat_p999_ms,lat_max_ms,last_p50_ms,last_p99_ms,last_p999_ms,last_max_ms\n"
+	"lat_p999_ms,lat_max_ms,last_p50_ms,last_p99_ms,last_p999_ms,last_max_ms,window\n"
 
 /* Appends one row to the --csv file, with the header when the file is new. */
 static int bench_write_csv(const struct bench *b, const struct figures *f)
@@ -1187,7 +1295,7 @@ static int bench_write_csv(const struct bench *b, const struct figures *f)
 	fprintf(out, "%s,%s,%s,%d,%d,%d,%d,%d,%g,%d,%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64
 		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.3f,%.0f,%"
 		PRIu64 ",%.4f,%" PRIu64 ",%" PRIu64
-		",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
+		",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s\n",
 		system_names[b->opt.system], b->opt.workload ? b->opt.workload : "",
 		b->opt.label ? b->opt.label : "", b->plan.members, b->opt.groups,
 		b->link_count, b->opt.messages, b->opt.in_flight, b->opt.rate,
@@ -1196,7 +1304,7 @@ static int bench_write_csv(const struct bench *b, const struct figures *f)
 		r->disconnects, f->delivery_s, f->deliveries_per_s, f->cpu_us,
 		per(f->cpu_us, r->unique), f->hwm_kb, b->bench_cpu_us, f->lat[0],
 		f->lat[1], f->lat[2], f->lat[3], f->last[0], f->last[1], f->last[2],
-		f->last[3]);
+		f->last[3], b->opt.window_delivered ? "delivered" : "acked");
 	return fclose(out) ? -errno : 0;
 }
 
@@ -1213,7 +1321,8 @@ static int bench_verdict(const struct bench *b)
 			r->missing, r->duplicates, r->reordered, r->unknown);
 		return 1;
 	}
-	if (b->pub_failed || b->next_msg < b->opt.messages || r->disconnects) {
+	if (b->pub_failed || b->stalled || b->next_msg < b->opt.messages ||
+	    r->disconnects) {
 		fprintf(stderr, "bench-peer: FAILED: %d of %d messages published, %d failed, %"
 			PRIu64 " disconnects\n", b->next_msg, b->opt.messages,
 			b->pub_failed, r->disconnects);
@@ -1253,6 +1362,8 @@ static void usage(FILE *out)
 		"  --rate MSG/S           fixed publish rate; 0 publishes as fast as --in-flight allows (default 0)\n"
 		"  --in-flight N          most unacknowledged publishes, 1..%d (default 1)\n"
 		"  --payload-size BYTES   payload size, %d..65536 (default 128)\n"
+		"  --window acked|delivered  a message leaves --in-flight once the server acknowledges it,\n"
+		"                         or once every member has it (default acked)\n"
 		"  --seed N               seed of the group each message goes to (default 1)\n"
 		"  --server-pid PID       report this server process's CPU time and peak RSS (repeatable)\n"
 		"  --workload NAME        workload name in the CSV\n"
@@ -1337,6 +1448,14 @@ static int parse_one(struct peer_options *o, int c, const char *name)
 		err = parse_long(name, optarg, PAYLOAD_HEAD_LEN, 65536, &v);
 		o->payload_size = (int)v;
 		break;
+	case 'V':
+		if (strcmp(optarg, "acked") && strcmp(optarg, "delivered")) {
+			fprintf(stderr, "bench-peer: invalid --window '%s': expected acked or delivered\n",
+				optarg);
+			return -EINVAL;
+		}
+		o->window_delivered = optarg[0] == 'd';
+		return 0;
 	case 'S': err = parse_long(name, optarg, 0, INT32_MAX, &v); o->seed = (unsigned int)v; break;
 	default: return -EINVAL;
 	}
@@ -1357,6 +1476,7 @@ static int parse_options(int argc, char **argv, struct peer_options *o)
 		{ "in-flight", required_argument, NULL, 'f' },
 		{ "payload-size", required_argument, NULL, 'b' },
 		{ "seed", required_argument, NULL, 'S' },
+		{ "window", required_argument, NULL, 'V' },
 		{ "server-pid", required_argument, NULL, 'P' },
 		{ "workload", required_argument, NULL, 'W' },
 		{ "label", required_argument, NULL, 'l' },
@@ -1435,6 +1555,8 @@ static void bench_free(struct bench *b)
 		free(b->links[i].res);
 		free(b->links[i].last_ns);
 		free(b->links[i].count);
+		if (b->links[i].ev)
+			event_free(b->links[i].ev);
 	}
 	bench_reap(b);
 	free(b->links);
@@ -1454,6 +1576,10 @@ static void bench_free(struct bench *b)
 		event_base_free(b->base);
 	free(b->payload);
 	free(b->pub_ns);
+	free(b->msg_acked);
+	free(b->msg_released);
+	free(b->msg_done);
+	free(b->group_workers);
 	free(b->last_member_ns);
 	plan_free(&b->plan);
 }
@@ -1472,6 +1598,7 @@ static int bench_run(struct bench *b)
 	if (err < 0)
 		return err;
 	servers_snapshot(b, 0);
+	b->last_release_mono = benchstat_now_ns(CLOCK_MONOTONIC);
 	bench_fill(b);
 	event_base_dispatch(b->base);
 	err = bench_collect_results(b);

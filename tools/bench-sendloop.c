@@ -125,9 +125,14 @@ static int sendloop_fanout(struct sendloop *s, uint32_t gid, uint32_t len)
 	memcpy(s->out, &be_len, 4);
 	memcpy(s->out + 4, s->pub_buf + 8, len);
 	for (size_t i = 0; i < g->count; i++) {
-		if (send(g->fds[i], s->out, 4 + len, MSG_NOSIGNAL) != (ssize_t)(4 + len))
-			fprintf(stderr, "bench-sendloop: send to fd %d failed: %s\n",
-				g->fds[i], strerror(errno));
+		if (g->fds[i] < 0 ||
+		    send(g->fds[i], s->out, 4 + len, MSG_NOSIGNAL) == (ssize_t)(4 + len))
+			continue;
+		/* A short blocking send means the subscriber is gone: drop it. */
+		fprintf(stderr, "bench-sendloop: send to fd %d failed, closing it: %s\n",
+			g->fds[i], strerror(errno));
+		close(g->fds[i]);
+		g->fds[i] = -1;
 	}
 	return send(s->pub_fd, "a", 1, MSG_NOSIGNAL) == 1 ? 0 : -EPIPE;
 }
@@ -185,7 +190,8 @@ static void sendloop_free(struct sendloop *s)
 {
 	for (size_t i = 0; i < s->group_count; i++) {
 		for (size_t k = 0; k < s->groups[i].count; k++)
-			close(s->groups[i].fds[k]);
+			if (s->groups[i].fds[k] >= 0)
+				close(s->groups[i].fds[k]);
 		free(s->groups[i].fds);
 	}
 	free(s->groups);

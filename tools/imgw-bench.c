@@ -107,6 +107,7 @@ struct bench_options {
 	int in_flight;
 	int payload_size;
 	enum publish_via via;
+	int window_delivered;           /* a message stays in flight until every member has it */
 	pid_t biz_pids[BENCH_MAX_PIDS];
 	int biz_pid_count;
 	pid_t gw_pids[BENCH_MAX_PIDS];
@@ -120,6 +121,7 @@ enum ctl_type {
 	CTL_PROGRESS = 2,               /* worker -> parent, once per second */
 	CTL_STOP = 3,                   /* parent -> worker: publishing done */
 	CTL_RESULT = 4,                 /* worker -> parent, then it exits */
+	CTL_DONE = 5,                   /* worker -> parent: uint32_t index every member here has */
 };
 
 struct ctl_hdr {
@@ -563,6 +565,13 @@ static void on_push(struct worker *w, struct rconn *c, const uint8_t *body,
 	if (recv_ns > w->msg_last_ns[index])
 		w->msg_last_ns[index] = recv_ns;
 	w->msg_count[index]++;
+	if (w->opt->window_delivered && w->msg_count[index] == w->online) {
+		uint32_t done = (uint32_t)index;
+
+		if (ctl_send(w->ctl_fd, CTL_DONE, &done, sizeof(done), NULL, 0) < 0)
+			fprintf(stderr, "imgw-bench: worker %d: reporting message %u done failed\n",
+				w->index, done);
+	}
 }
 
 static void rconn_handle(struct worker *w, struct rconn *c,
@@ -896,6 +905,8 @@ struct pub_msg {
 	uint64_t ack_ns;
 	uint64_t seq;
 	int state;                      /* 0 unsent, 1 in flight, 2 stored, 3 failed */
+	int done_links;                 /* workers whose members all have it */
+	int released;                   /* no longer counted in flight */
 };
 
 enum { MSG_UNSENT, MSG_IN_FLIGHT, MSG_STORED, MSG_FAILED };
@@ -943,6 +954,8 @@ struct bench {
 	struct event *second_ev;
 	struct event **link_evs;
 	int interrupted;
+	int active_links;               /* workers with members online */
+	uint64_t last_release_mono;
 
 	struct daemon_stat daemons[2 * BENCH_MAX_PIDS];
 	int daemon_count;
@@ -1022,6 +1035,8 @@ static void daemons_snapshot(struct bench *b, int end)
 	}
 }
 
+static void bench_delivered(struct bench *b, uint32_t index);
+
 static int link_grow(struct worker_link *l, size_t need)
 {
 	size_t cap = l->cap ? l->cap : 4096;
@@ -1055,6 +1070,16 @@ static int link_record(struct bench *b, struct worker_link *l,
 		if (hdr->len != sizeof(l->progress))
 			return -EPROTO;
 		memcpy(&l->progress, body, sizeof(l->progress));
+		return 0;
+	case CTL_DONE:
+		if (hdr->len != sizeof(uint32_t))
+			return -EPROTO;
+		{
+			uint32_t index;
+
+			memcpy(&index, body, sizeof(index));
+			bench_delivered(b, index);
+		}
 		return 0;
 	case CTL_RESULT:
 		if (hdr->len != sizeof(*l->result) + tail)
@@ -1355,6 +1380,36 @@ static char *bench_fill_payload(struct bench *b, int index, uint64_t pub_ns)
 	return p;
 }
 
+/* Frees message m's place in the window. */
+static void bench_release(struct bench *b, struct pub_msg *m)
+{
+	if (m->released)
+		return;
+	m->released = 1;
+	b->in_flight--;
+	b->last_release_mono = now_ns(CLOCK_MONOTONIC);
+	if (b->next_msg == b->opt.messages && b->in_flight == 0)
+		event_base_loopbreak(b->base);
+	else
+		bench_fill(b);
+}
+
+/* Counts a worker whose members all have message index; with --window
+ * delivered the message leaves the window once it is stored and every
+ * worker has reported it. */
+static void bench_delivered(struct bench *b, uint32_t index)
+{
+	struct pub_msg *m;
+
+	if (!b->msgs || index >= (uint32_t)b->opt.messages)
+		return;
+	m = &b->msgs[index];
+	m->done_links++;
+	if (b->opt.window_delivered && m->state == MSG_STORED &&
+	    m->done_links >= b->active_links)
+		bench_release(b, m);
+}
+
 static void bench_settle(struct bench *b, int index, uint64_t seq, int ok)
 {
 	struct pub_msg *m = &b->msgs[index];
@@ -1363,7 +1418,6 @@ static void bench_settle(struct bench *b, int index, uint64_t seq, int ok)
 		return;
 	m->ack_ns = now_ns(CLOCK_REALTIME);
 	b->last_ack_ns = m->ack_ns;
-	b->in_flight--;
 	if (ok) {
 		m->state = MSG_STORED;
 		m->seq = seq;
@@ -1373,10 +1427,8 @@ static void bench_settle(struct bench *b, int index, uint64_t seq, int ok)
 		if (b->failed++ < 5)
 			fprintf(stderr, "imgw-bench: publishing message %d failed\n", index);
 	}
-	if (b->next_msg == b->opt.messages && b->in_flight == 0)
-		event_base_loopbreak(b->base);
-	else
-		bench_fill(b);
+	if (!ok || !b->opt.window_delivered || m->done_links >= b->active_links)
+		bench_release(b, m);
 }
 
 static void admin_publish_done(struct evhttp_request *req, void *arg)
@@ -1489,7 +1541,19 @@ static void bench_fill(struct bench *b)
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	bench_fill(arg);
+	struct bench *b = arg;
+
+	/* With --window delivered a lost delivery would hold its place forever. */
+	if (b->opt.window_delivered && b->in_flight > 0 &&
+	    now_ns(CLOCK_MONOTONIC) - b->last_release_mono >
+	    BENCH_DRAIN_IDLE_SEC * NSEC_PER_SEC * 2) {
+		fprintf(stderr, "imgw-bench: no message reached every member for %d s; stopping\n",
+			BENCH_DRAIN_IDLE_SEC * 2);
+		b->interrupted = 1;
+		event_base_loopbreak(b->base);
+		return;
+	}
+	bench_fill(b);
 }
 
 static void second_cb(evutil_socket_t fd, short what, void *arg)
@@ -1631,6 +1695,7 @@ static int bench_publish(struct bench *b)
 	event_add(b->tick_ev, &ms);
 	event_add(b->second_ev, &second);
 	b->start_mono = now_ns(CLOCK_MONOTONIC);
+	b->last_release_mono = b->start_mono;
 	bench_fill(b);
 	if (b->next_msg < b->opt.messages || b->in_flight > 0)
 		event_base_dispatch(b->base);
@@ -1814,7 +1879,7 @@ static void bench_print(const struct bench *b, const struct figures *f)
 	"gateway_cpu_us,gateway_us_per_delivery,gateway_us_per_msg," \
 	"bizsvr_peak_rss_kb,gateway_peak_rss_kb,bench_cpu_us," \
 	"lat_p50_ms,lat_p99_ms,lat_p999_ms,lat_max_ms," \
-	"last_p50_ms,last_p99_ms,last_p999_ms,last_max_ms\n"
+	"last_p50_ms,last_p99_ms,last_p999_ms,last_max_ms,window\n"
 
 /* Appends one row to the --csv file, with the header when the file is new. */
 static int bench_write_csv(const struct bench *b, const struct figures *f)
@@ -1829,7 +1894,7 @@ static int bench_write_csv(const struct bench *b, const struct figures *f)
 	fprintf(out, "%s,%s,%s,%d,%d,%d,%g,%d,%d,%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64
 		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 		",%.3f,%.3f,%.1f,%.0f,%" PRIu64 ",%.2f,%" PRIu64 ",%.4f,%.2f,%" PRIu64
-		",%" PRIu64 ",%" PRIu64 ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
+		",%" PRIu64 ",%" PRIu64 ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%s\n",
 		b->opt.label ? b->opt.label : "", b->opt.pin ? b->opt.pin : "none",
 		b->opt.via == PUBLISH_ADMIN ? "admin" : "client", b->opt.users,
 		b->opt.gateway_count, b->link_count, b->opt.rate, b->opt.in_flight,
@@ -1840,7 +1905,8 @@ static int bench_write_csv(const struct bench *b, const struct figures *f)
 		per(f->biz_cpu_us, b->stored), f->gw_cpu_us,
 		per(f->gw_cpu_us, r->unique), per(f->gw_cpu_us, b->stored),
 		f->biz_hwm_kb, f->gw_hwm_kb, b->bench_cpu_us, f->lat[0], f->lat[1],
-		f->lat[2], f->lat[3], f->last[0], f->last[1], f->last[2], f->last[3]);
+		f->lat[2], f->lat[3], f->last[0], f->last[1], f->last[2], f->last[3],
+		b->opt.window_delivered ? "delivered" : "stored");
 	return fclose(out) ? -errno : 0;
 }
 
@@ -1962,6 +2028,7 @@ static void usage(FILE *out)
 		"  --in-flight N          most messages published and not yet stored, 1..%d (default 8)\n"
 		"  --payload-size BYTES   payload size, %d..32768 (default 128)\n"
 		"  --publish admin|client POST /v1/sessions/ID/messages, or SEND from one more member (default admin)\n"
+		"  --window stored|delivered  a message leaves --in-flight once stored, or once every member has it (default stored)\n"
 		"  --pin normal|super     pin the session's type and wait for every gateway before publishing\n"
 		"  --bizsvr-pid PID       report this bizsvr's CPU time and peak RSS (repeatable)\n"
 		"  --gateway-pid PID      report this gateway's CPU time and peak RSS (repeatable)\n"
@@ -2042,6 +2109,10 @@ static int parse_one(struct bench_options *o, int c, const char *name)
 		err = parse_choice(name, optarg, "admin", "client");
 		o->via = err == 1 ? PUBLISH_CLIENT : PUBLISH_ADMIN;
 		return err < 0 ? err : 0;
+	case 'W':
+		err = parse_choice(name, optarg, "stored", "delivered");
+		o->window_delivered = err == 1;
+		return err < 0 ? err : 0;
 	case 'p':
 		err = parse_choice(name, optarg, "normal", "super");
 		o->pin = optarg;
@@ -2085,6 +2156,7 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
 		{ "payload-size", required_argument, NULL, 'z' },
 		{ "publish", required_argument, NULL, 'P' },
 		{ "pin", required_argument, NULL, 'p' },
+		{ "window", required_argument, NULL, 'W' },
 		{ "bizsvr-pid", required_argument, NULL, 'B' },
 		{ "gateway-pid", required_argument, NULL, 'G' },
 		{ "prefix", required_argument, NULL, 'x' },
@@ -2237,6 +2309,7 @@ static int bench_collect_ready(struct bench *b)
 	}
 	for (int i = 0; i < b->link_count; i++) {
 		b->online += b->links[i].ready_rec.online;
+		b->active_links += b->links[i].ready_rec.online > 0;
 		b->login_failed += b->links[i].ready_rec.failed;
 	}
 	fprintf(stderr, "imgw-bench: %" PRIu64 " members online, %" PRIu64 " failed to log in\n",
