@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <uthash.h>
 
@@ -30,6 +31,7 @@ struct bufferevent;
 struct event;
 struct sess_cache_entry;
 struct upstream_request;
+struct ws;
 
 /* One super-session cache that holds a connection; see sess_cache.h. */
 struct conn_cache_ref {
@@ -41,6 +43,8 @@ struct conn {
 	uint64_t id;
 	int fd;
 	struct bufferevent *bev;
+	/* WebSocket state (ws.h); NULL on a binary TCP connection. */
+	struct ws *ws;
 	struct gateway *gw;
 	char peer[CONN_PEER_LEN];
 	enum conn_state state;
@@ -66,6 +70,12 @@ struct conn {
 	unsigned in_device_index : 1;
 	/* The socket is in the kernel path's sockhash (kmirror.c). */
 	unsigned in_kpath : 1;
+	/* On gw->flush_list: output queued in this loop pass. */
+	unsigned flush_pending : 1;
+	/* The kernel buffer was full: the bufferevent's write event owns
+	 * the output until it drains. */
+	unsigned write_armed : 1;
+	TAILQ_ENTRY(conn) flush_link;
 	/* SEND and SYNC requests forwarded upstream and not yet answered. */
 	struct upstream_request *requests;
 	uint32_t n_requests;

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "upstream.h"
 #include "wire.h"
+#include "ws.h"
 
 /* Accept errors such as EMFILE pause the listener this long. */
 #define ACCEPT_PAUSE_MS 100
@@ -34,6 +35,8 @@
 
 static void conn_free(struct conn *c)
 {
+	if (c->flush_pending)
+		TAILQ_REMOVE(&c->gw->flush_list, c, flush_link);
 	upstream_conn_gone(c->gw->upstream, c);
 	sess_cache_conn_gone(&c->gw->caches, c);
 	kmirror_sock_release(c->gw->kmirror, c);
@@ -45,6 +48,7 @@ static void conn_free(struct conn *c)
 	if (c->close_timer)
 		event_free(c->close_timer);
 	conn_clear_device(c);
+	ws_detach(c);
 	free(c);
 }
 
@@ -87,7 +91,13 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->state != CONN_CLOSING || !c->close_on_drain)
+	if (c->state != CONN_CLOSING) {
+		/* Drained: the end-of-pass flush writes from now on. */
+		c->write_armed = 0;
+		bufferevent_disable(bev, EV_WRITE);
+		return;
+	}
+	if (!c->close_on_drain)
 		return;
 	/*
 	 * The last frame is out. Half-close and wait for the peer's EOF
@@ -156,6 +166,8 @@ void conn_close(struct conn *c, const char *reason, int flush)
 		 c->peer, reason);
 	if (prev == CONN_LOGGED_IN)
 		upstream_presence_offline(c->gw->upstream, c);
+	if (flush && c->ws)
+		ws_conn_closing(c, reason);
 
 	if (!flush ||
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
@@ -181,14 +193,88 @@ void conn_kick(struct conn *c, const char *reason)
 	conn_close(c, reason, 1);
 }
 
+/* Lets the bufferevent's write event send the rest once the kernel buffer
+ * has room; it stays registered until the output drains. */
+static void conn_arm_write(struct conn *c)
+{
+	c->write_armed = 1;
+	if (bufferevent_enable(c->bev, EV_WRITE) < 0) {
+		pr_warn("conn %llu peer %s fd %d: registering the write event failed, closing",
+			(unsigned long long)c->id, c->peer, c->fd);
+		conn_close(c, "socket error", 0);
+	}
+}
+
+/* Writes c's output until it is empty or the kernel buffer is full. */
+static void conn_flush(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int n, err;
+
+	while (evbuffer_get_length(out)) {
+		/* The bufferevent keeps the head frozen outside its own
+		 * writes; evbuffer_write() fails on a frozen head. */
+		evbuffer_unfreeze(out, 1);
+		n = evbuffer_write(out, c->fd);
+		err = EVUTIL_SOCKET_ERROR();
+		evbuffer_freeze(out, 1);
+		if (n > 0)
+			continue;
+		if (n == 0)
+			err = EAGAIN;
+		if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+			conn_arm_write(c);
+			return;
+		}
+		pr_info("conn %llu peer %s: writing to the socket failed: %s",
+			(unsigned long long)c->id, c->peer, strerror(err));
+		conn_close(c, "socket error", 0);
+		return;
+	}
+}
+
+/*
+ * Runs once at the end of a loop pass in which frames were queued, after
+ * every callback that was ready in that pass: each connection gets all of
+ * its new frames in one writev, and no epoll_ctl unless its kernel buffer
+ * is full.
+ */
+static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&gw->flush_list))) {
+		TAILQ_REMOVE(&gw->flush_list, c, flush_link);
+		c->flush_pending = 0;
+		/* A closing connection's write event sends its last bytes. */
+		if (c->state != CONN_CLOSING && !c->write_armed)
+			conn_flush(c);
+	}
+}
+
+static void conn_schedule_flush(struct conn *c)
+{
+	struct gateway *gw = c->gw;
+
+	if (c->flush_pending || c->write_armed)
+		return;
+	if (TAILQ_EMPTY(&gw->flush_list))
+		event_active(gw->flush_event, EV_TIMEOUT, 1);
+	c->flush_pending = 1;
+	TAILQ_INSERT_TAIL(&gw->flush_list, c, flush_link);
+}
+
 int conn_commit_frame(struct conn *c)
 {
 	struct gateway *gw = c->gw;
 	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
 
 	gw->stats.frames_sent++;
-	if (queued <= gw->cfg.out_cap)
+	if (queued <= gw->cfg.out_cap) {
+		conn_schedule_flush(c);
 		return 0;
+	}
 	gw->stats.slow_closes++;
 	pr_warn("conn %llu peer %s user %s device %s: output buffer %zu bytes over out_cap %zu, closing as slow",
 		(unsigned long long)c->id, c->peer,
@@ -205,7 +291,11 @@ int conn_send(struct conn *c, unsigned int op, uint32_t request_id,
 
 	if (c->state == CONN_CLOSING)
 		return -EPIPE;
-	err = wire_append(bufferevent_get_output(c->bev), op, request_id, msg);
+	if (c->ws)
+		err = ws_append_frame(c, op, request_id, msg, NULL, 0);
+	else
+		err = wire_append(bufferevent_get_output(c->bev), op,
+				  request_id, msg);
 	if (err)
 		return err;
 	return conn_commit_frame(c);
@@ -218,8 +308,11 @@ int conn_send_raw(struct conn *c, unsigned int op, uint32_t request_id,
 
 	if (c->state == CONN_CLOSING)
 		return -EPIPE;
-	err = wire_append_raw(bufferevent_get_output(c->bev), op, request_id,
-			      body, len);
+	if (c->ws)
+		err = ws_append_frame(c, op, request_id, NULL, body, len);
+	else
+		err = wire_append_raw(bufferevent_get_output(c->bev), op,
+				      request_id, body, len);
 	if (err)
 		return err;
 	return conn_commit_frame(c);
@@ -256,10 +349,9 @@ static int conn_setup_bev(struct conn *c)
 	if (!c->bev)
 		return -ENOMEM;
 	/*
-	 * The backlog goes out in one writev per loop pass, up to out_cap
-	 * bytes and libevent's iovec limit.
-	 * XXX: bufferevent adds and removes the write event around every
-	 * drained backlog, so each writev costs two epoll_ctl calls.
+	 * Frames go out from conn_flush_cb(); the write event is enabled
+	 * only while the kernel buffer is full or the connection closes,
+	 * and then sends up to out_cap bytes per writev.
 	 */
 	if (max_write > EV_SSIZE_MAX)
 		max_write = EV_SSIZE_MAX;
@@ -269,7 +361,7 @@ static int conn_setup_bev(struct conn *c)
 				 FRAME_HEADER_LEN + gw->cfg.max_frame);
 	bufferevent_setcb(c->bev, client_read_cb, conn_write_cb,
 			  conn_event_cb, c);
-	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0)
+	if (bufferevent_enable(c->bev, EV_READ) < 0)
 		return -EIO;
 	return 0;
 }
@@ -379,6 +471,10 @@ int conn_io_listen(struct gateway *gw)
 	gw->accept_pause_timer = evtimer_new(gw->base, accept_resume_cb, gw);
 	if (!gw->accept_pause_timer)
 		return -ENOMEM;
+	TAILQ_INIT(&gw->flush_list);
+	gw->flush_event = event_new(gw->base, -1, 0, conn_flush_cb, gw);
+	if (!gw->flush_event)
+		return -ENOMEM;
 	gw->listener = evconnlistener_new_bind(gw->base, accept_cb, gw,
 					       LEV_OPT_CLOSE_ON_FREE |
 					       LEV_OPT_REUSEABLE |
@@ -409,4 +505,8 @@ void conn_io_shutdown(struct gateway *gw)
 	}
 	conn_registry_for_each(&gw->conns, c, tmp)
 		conn_free(c);
+	if (gw->flush_event) {
+		event_free(gw->flush_event);
+		gw->flush_event = NULL;
+	}
 }

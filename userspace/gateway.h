@@ -8,6 +8,7 @@
 #define IMGW_GATEWAY_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/time.h>
 
 #include "config.h"
@@ -61,6 +62,10 @@ struct gateway {
 	struct evconnlistener *listener;
 	/* Re-enables the listener after an accept error such as EMFILE. */
 	struct event *accept_pause_timer;
+	/* Connections with output queued in this loop pass, and the event
+	 * that writes them all once at the end of the pass. */
+	TAILQ_HEAD(conn_flush_list, conn) flush_list;
+	struct event *flush_event;
 	struct evhttp *http;
 	struct upstream *upstream;
 	/* Super-session caches: session id -> local connections. */
