@@ -230,10 +230,10 @@ static void conn_flush(struct conn *c)
 }
 
 /*
- * Runs once at the end of a loop pass in which frames were queued, after
- * every callback that was ready in that pass: each connection gets all of
- * its new frames in one writev, and no epoll_ctl unless its kernel buffer
- * is full.
+ * Runs once in the loop pass after frames were queued, after that pass's
+ * I/O callbacks, so frames read from the link in two passes share a writev.
+ * Each connection gets all of its new frames in one writev, and no
+ * epoll_ctl unless its kernel buffer is full.
  */
 static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -255,8 +255,9 @@ static void conn_schedule_flush(struct conn *c)
 
 	if (c->flush_pending || c->write_armed)
 		return;
+	/* A zero timeout fires after the next epoll_wait()'s callbacks. */
 	if (TAILQ_EMPTY(&gw->flush_list))
-		event_active(gw->flush_event, EV_TIMEOUT, 1);
+		evtimer_add(gw->flush_event, &(struct timeval){ 0 });
 	c->flush_pending = 1;
 	TAILQ_INSERT_TAIL(&gw->flush_list, c, flush_link);
 }
@@ -461,7 +462,7 @@ int conn_io_listen(struct gateway *gw)
 	if (!gw->accept_pause_timer)
 		return -ENOMEM;
 	TAILQ_INIT(&gw->flush_list);
-	gw->flush_event = event_new(gw->base, -1, 0, conn_flush_cb, gw);
+	gw->flush_event = evtimer_new(gw->base, conn_flush_cb, gw);
 	if (!gw->flush_event)
 		return -ENOMEM;
 	gw->listener = evconnlistener_new_bind(gw->base, accept_cb, gw,
