@@ -90,7 +90,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	if (c->state != CONN_CLOSING) {
-		/* Drained: the end-of-pass flush writes from now on. */
+		/* Drained, so conn_flush_cb() writes from now on. */
 		c->write_armed = 0;
 		bufferevent_disable(bev, EV_WRITE);
 		return;
