@@ -18,7 +18,8 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	  -D_GNU_SOURCE $(SAN_FLAGS) -Ilib -I$(BUILD)/gen \
 	  $(shell pkg-config --cflags $(PKGS))
 LDFLAGS += $(SAN_FLAGS)
-LDLIBS := $(shell pkg-config --libs $(PKGS)) -lm
+# Debian's libwslay-dev ships no pkg-config file.
+LDLIBS := $(shell pkg-config --libs $(PKGS)) -lwslay -lm
 TEST_LDLIBS := $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 ifeq ($(V),1)

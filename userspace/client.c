@@ -19,10 +19,9 @@
 #include "pbcheck.h"
 #include "upstream.h"
 #include "wire.h"
+#include "ws.h"
 
 static const char unavailable_text[] = "business daemon unavailable";
-
-static void client_process_input(struct conn *c);
 
 /* Sends ERROR with code, logs what was wrong, and closes c after it. */
 static void client_protocol_error(struct conn *c,
@@ -293,9 +292,10 @@ static void client_reject_header(struct conn *c,
 				      frame_status_str(status));
 }
 
-static void client_process_input(struct conn *c)
+void client_process_input(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->ws ? ws_frame_input(c) :
+				      bufferevent_get_input(c->bev);
 	size_t max_frame = c->gw->cfg.max_frame;
 	struct frame_header hdr;
 	const uint8_t *body;
@@ -322,6 +322,27 @@ static void client_process_input(struct conn *c)
 	}
 }
 
+/* Makes c a WebSocket connection when its first bytes are an upgrade
+ * request. Returns whether to stop: wait for more bytes, or c closed. */
+static int client_start_ws(struct conn *c, struct evbuffer *in)
+{
+	int rc = ws_is_upgrade(in);
+
+	if (rc == -EAGAIN)
+		return 1;
+	if (rc == 0)
+		return 0;
+	if (rc > 0)
+		rc = ws_attach(c);
+	if (rc < 0) {
+		pr_warn("conn %llu peer %s: starting a WebSocket failed: %s",
+			(unsigned long long)c->id, c->peer, strerror(-rc));
+		conn_close(c, "out of memory", 0);
+		return 1;
+	}
+	return 0;
+}
+
 void client_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -329,6 +350,12 @@ void client_read_cb(struct bufferevent *bev, void *arg)
 
 	if (c->state == CONN_CLOSING) {
 		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	if (!c->ws && c->state == CONN_NEW && client_start_ws(c, in))
+		return;
+	if (c->ws) {
+		ws_read(c);
 		return;
 	}
 	client_process_input(c);

@@ -19,6 +19,10 @@ struct bufferevent;
 /* bufferevent read callback of a client connection (arg is the conn). */
 void client_read_cb(struct bufferevent *bev, void *arg);
 
+/* Handles the complete frames buffered on c, the TCP input or the imgw
+ * frames of WebSocket messages, while c is not logging in or closing. */
+void client_process_input(struct conn *c);
+
 /*
  * Finishes the login of connection conn_id with the daemon's result.
  * Returns 0, or -ENOENT when the connection is gone or no longer waiting

@@ -41,6 +41,7 @@ enum config_kind {
 	KIND_PATH,
 	KIND_COUNT,             /* unsigned int from min to max */
 	KIND_SECRET,            /* never shown in messages */
+	KIND_LIST,              /* comma-separated values */
 };
 
 struct config_key {
@@ -92,6 +93,8 @@ static const struct config_key config_keys[] = {
 	KEY("block_ttl", "block-ttl", KIND_SECONDS, block_ttl, 1,
 	    MAX_TIMEOUT_SEC * 30,
 	    "SEC  how long a source stays in the blocklist (default 300)"),
+	KEY("ws_origins", "ws-origins", KIND_LIST, ws_origins, 0, 0,
+	    "LIST  comma-separated Origin values (such as http://127.0.0.1:7071) a WebSocket handshake must carry one of (default: any origin, or none)"),
 	KEY("fault_drop_super_acks", "fault-drop-super-acks", KIND_BOOL,
 	    fault_drop_super_acks, 0, 0,
 	    "  for tests: apply super-session transitions but send no SUPER_ACK (default off; also POST /v1/faults)"),
@@ -232,6 +235,8 @@ static int config_apply(struct gw_config *cfg, const struct config_key *k,
 		if (!*value)
 			return -EINVAL;
 		return set_string(field, CONFIG_SECRET_LEN, value);
+	case KIND_LIST:
+		return set_string(field, CONFIG_LIST_LEN, value);
 	}
 	return -EINVAL;
 }
@@ -274,6 +279,10 @@ static void config_describe_expected(const struct config_key *k, char *out,
 		break;
 	case KIND_SECRET:
 		snprintf(out, cap, "1 to %d bytes", CONFIG_SECRET_LEN - 1);
+		break;
+	case KIND_LIST:
+		snprintf(out, cap, "a comma-separated list of at most %d bytes",
+			 CONFIG_LIST_LEN - 1);
 		break;
 	}
 }

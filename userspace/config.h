@@ -14,6 +14,7 @@
 #define CONFIG_PATH_LEN 256
 /* LINKAUTH_SECRET_MAX (lib/linkauth.h) bytes and a NUL. */
 #define CONFIG_SECRET_LEN 256
+#define CONFIG_LIST_LEN 1024
 
 struct gw_config {
 	char listen[CONFIG_ADDR_LEN];
@@ -31,6 +32,9 @@ struct gw_config {
 	unsigned int block_after;     /* failed logins; 0: no blocking */
 	unsigned int block_window;    /* seconds */
 	unsigned int block_ttl;       /* seconds */
+	/* Comma-separated Origin values a WebSocket handshake must carry
+	 * one of; "": any origin or none. */
+	char ws_origins[CONFIG_LIST_LEN];
 	/* Test switch: apply super-session transitions but never ack them. */
 	int fault_drop_super_acks;
 };

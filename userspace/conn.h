@@ -31,6 +31,7 @@ struct bufferevent;
 struct event;
 struct sess_cache_entry;
 struct upstream_request;
+struct ws;
 
 /* One super-session cache that holds a connection; see sess_cache.h. */
 struct conn_cache_ref {
@@ -42,6 +43,8 @@ struct conn {
 	uint64_t id;
 	int fd;
 	struct bufferevent *bev;
+	/* WebSocket state (ws.h); NULL on a binary TCP connection. */
+	struct ws *ws;
 	struct gateway *gw;
 	char peer[CONN_PEER_LEN];
 	enum conn_state state;

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "upstream.h"
 #include "wire.h"
+#include "ws.h"
 
 /* Accept errors such as EMFILE pause the listener this long. */
 #define ACCEPT_PAUSE_MS 100
@@ -47,6 +48,7 @@ static void conn_free(struct conn *c)
 	if (c->close_timer)
 		event_free(c->close_timer);
 	conn_clear_device(c);
+	ws_detach(c);
 	free(c);
 }
 
@@ -164,6 +166,8 @@ void conn_close(struct conn *c, const char *reason, int flush)
 		 c->peer, reason);
 	if (prev == CONN_LOGGED_IN)
 		upstream_presence_offline(c->gw->upstream, c);
+	if (flush && c->ws)
+		ws_conn_closing(c, reason);
 
 	if (!flush ||
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
@@ -288,7 +292,11 @@ int conn_send(struct conn *c, unsigned int op, uint32_t request_id,
 
 	if (c->state == CONN_CLOSING)
 		return -EPIPE;
-	err = wire_append(bufferevent_get_output(c->bev), op, request_id, msg);
+	if (c->ws)
+		err = ws_append_frame(c, op, request_id, msg, NULL, 0);
+	else
+		err = wire_append(bufferevent_get_output(c->bev), op,
+				  request_id, msg);
 	if (err)
 		return err;
 	return conn_commit_frame(c);
@@ -301,8 +309,11 @@ int conn_send_raw(struct conn *c, unsigned int op, uint32_t request_id,
 
 	if (c->state == CONN_CLOSING)
 		return -EPIPE;
-	err = wire_append_raw(bufferevent_get_output(c->bev), op, request_id,
-			      body, len);
+	if (c->ws)
+		err = ws_append_frame(c, op, request_id, NULL, body, len);
+	else
+		err = wire_append_raw(bufferevent_get_output(c->bev), op,
+				      request_id, body, len);
 	if (err)
 		return err;
 	return conn_commit_frame(c);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "super_gw.h"
 #include "wire.h"
+#include "ws.h"
 
 struct shared_frame *shared_frame_new(unsigned int op, const void *body,
 				      size_t body_len)
@@ -33,6 +34,7 @@ struct shared_frame *shared_frame_new(unsigned int op, const void *body,
 		return NULL;
 	}
 	sf->refs = 1;
+	sf->ws = NULL;
 	return sf;
 }
 
@@ -45,6 +47,8 @@ void shared_frame_put(struct shared_frame *sf)
 {
 	if (--sf->refs)
 		return;
+	if (sf->ws)
+		shared_frame_put(sf->ws);
 	free(sf->data);
 	free(sf);
 }
@@ -60,6 +64,12 @@ int deliver_rest(struct shared_frame *sf, struct conn *c, size_t offset)
 
 	if (!conn_is_live(c))
 		return -EPIPE;
+	/* WebSocket members never take the kernel path, so offset is 0. */
+	if (c->ws) {
+		sf = ws_shared_frame(sf);
+		if (!sf)
+			return -ENOMEM;
+	}
 	out = bufferevent_get_output(c->bev);
 	shared_frame_get(sf);
 	if (evbuffer_add_reference(out, sf->data + offset, sf->len - offset,

@@ -19,6 +19,9 @@ struct shared_frame {
 	unsigned int refs;
 	size_t len;
 	uint8_t *data;
+	/* The same frame in a WebSocket binary frame, built for the first
+	 * WebSocket member (ws_shared_frame()); NULL before. */
+	struct shared_frame *ws;
 };
 
 /* Frames body as op with request id 0. Returns NULL with errno set. The

@@ -163,6 +163,11 @@ static int kmirror_conn_add(void *arg, uint64_t session_id,
 	struct conn *c = (struct conn *)cc;
 	int fresh = !c->in_kpath, err;
 
+	/* XXX: WebSocket members get every SUPER broadcast through the
+	 * userspace path, because the kernel path sends one byte string to
+	 * all members and theirs needs a WebSocket frame header. */
+	if (c->ws)
+		return 0;
 	err = kmirror_sock_add(km, session_id, c);
 	if (err)
 		return err;
