@@ -1,7 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Runs the built tests: ./tests/run.sh BUILD_DIR unit|integ|all.
+# Runs the built tests: ./tests/run.sh BUILD_DIR unit|integ|web|all.
 # Every test binary runs on its own; the script fails if any of them fails.
+# The web set runs tests/web with Node (npm ws and Playwright with Debian's
+# Chromium) after installing its packages from package-lock.json.
 set -u
 
 build=${1:?usage: tests/run.sh BUILD_DIR unit|integ|all}
@@ -26,11 +28,22 @@ run_dir() {
 	done
 }
 
+run_web() {
+	count=$((count + 1))
+	echo "=== web (node --test in tests/web)"
+	if ! (cd "$(dirname "$0")/web" &&
+	      npm ci --no-audit --no-fund --loglevel=error &&
+	      node --test --test-concurrency=1); then
+		failed="$failed web"
+	fi
+}
+
 case "$which" in
 unit) run_dir unit ;;
 integ) run_dir integ ;;
-all) run_dir unit; run_dir integ ;;
-*) echo "run.sh: unknown test set '$which' (expected unit, integ or all)" >&2; exit 2 ;;
+web) run_web ;;
+all) run_dir unit; run_dir integ; run_web ;;
+*) echo "run.sh: unknown test set '$which' (expected unit, integ, web or all)" >&2; exit 2 ;;
 esac
 
 if [ -n "$failed" ]; then
