@@ -1,10 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Runs the same fan-out workloads against imgw (one super session behind one
-# gateway, published through bizsvr's admin API), the reference send loop
-# (bench-sendloop), Redis pub/sub and Mosquitto MQTT QoS 0, each server
-# started fresh on 127.0.0.1 for every run with its own config in a temp
-# dir and stopped after. It writes docs/bench/peers.csv, the PNG plots in
+# Runs the same fan-out workloads against four systems: imgw (one super
+# session behind one gateway, published through bizsvr's admin API), the
+# reference send loop (bench-sendloop), Redis pub/sub and Mosquitto MQTT
+# QoS 0. Each server starts fresh on 127.0.0.1 for every run, with its own
+# config in a temp dir, and stops after it. It writes docs/bench/peers.csv, the PNG plots in
 # docs/bench/ and the peer comparison section of docs/benchmarks.md.
 # Usage: scripts/bench-peers.sh [--quick] [BUILD_DIR]   (default: build)
 #        scripts/bench-peers.sh --report CSV   (rewrites the plots and doc)
@@ -49,15 +49,15 @@ if [ "$quick" = 1 ]; then
 else
 	big=10000 scale=1
 fi
-workloads="room1k-if1-128B 1000 1 1 0 128 $((2000 / scale))
-room1k-if64-128B 1000 1 64 0 128 $((5000 / scale))
-room1k-if1-1KiB 1000 1 1 0 1024 $((2000 / scale))
-room1k-if64-1KiB 1000 1 64 0 1024 $((5000 / scale))
+workloads="room1k-if1-128B 1000 1 1 0 128 $((1000 / scale))
+room1k-if64-128B 1000 1 64 0 128 $((2000 / scale))
+room1k-if1-1KiB 1000 1 1 0 1024 $((1000 / scale))
+room1k-if64-1KiB 1000 1 64 0 1024 $((2000 / scale))
 room1k-rate200-128B 1000 1 64 200 128 $((2000 / scale))
-roombig-if1-128B $big 1 1 0 128 $((300 / scale))
-roombig-if64-128B $big 1 64 0 128 $((1000 / scale))
-roombig-if1-1KiB $big 1 1 0 1024 $((300 / scale))
-roombig-if64-1KiB $big 1 64 0 1024 $((1000 / scale))
+roombig-if1-128B $big 1 1 0 128 $((100 / scale))
+roombig-if64-128B $big 1 64 0 128 $((200 / scale))
+roombig-if1-1KiB $big 1 1 0 1024 $((100 / scale))
+roombig-if64-1KiB $big 1 64 0 1024 $((200 / scale))
 zipf500-rate5000-128B 5000 500 64 5000 128 $((20000 / scale))"
 
 stop_servers() {
@@ -243,7 +243,8 @@ run_one() {
 	taken=$port
 	echo "bench-peers: $name on $system" >&2
 	if [ "$system" = imgw ] && [ "$groups" -gt 1 ]; then
-		# imgw-bench drives one session per run.
+		# XXX: imgw-bench drives one session per run, so the many-groups
+		# workload has no imgw row and the comparison lacks imgw there.
 		echo "imgw,$name,$members,$groups,$in_flight,$rate,$bytes,,,,,,,,,,,,,,,,,,,not measured" >>"$csv"
 		return 0
 	fi
