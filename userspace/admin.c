@@ -16,6 +16,7 @@
 #include "log.h"
 #include "super_gw.h"
 #include "upstream.h"
+#include "web.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -219,6 +220,8 @@ static void admin_get(struct gateway *gw, struct evhttp_request *req,
 		admin_faults_reply(gw, req);
 	else if (strcmp(path, "/v1/kpath") == 0)
 		http_reply_json(req, 200, kmirror_state_json(gw));
+	else if (web_is_path(path))
+		web_serve(gw, req, path);
 	else
 		http_reply_error(req, 404, "not found: %s", path);
 }
@@ -250,6 +253,9 @@ int admin_start(struct gateway *gw)
 {
 	int err;
 
+	err = web_check_dir(gw);
+	if (err)
+		return err;
 	gw->http = evhttp_new(gw->base);
 	if (!gw->http)
 		return -ENOMEM;

@@ -95,6 +95,8 @@ static const struct config_key config_keys[] = {
 	    "SEC  how long a source stays in the blocklist (default 300)"),
 	KEY("ws_origins", "ws-origins", KIND_LIST, ws_origins, 0, 0,
 	    "LIST  comma-separated Origin values (such as http://127.0.0.1:7071) a WebSocket handshake must carry one of (default: any origin, or none)"),
+	KEY("web_dir", "web-dir", KIND_PATH, web_dir, 0, 0,
+	    "DIR  serve the files of DIR (the repository's web/ holds the chat page) under /web/ on the --http port (default: none, nothing served)"),
 	KEY("fault_drop_super_acks", "fault-drop-super-acks", KIND_BOOL,
 	    fault_drop_super_acks, 0, 0,
 	    "  for tests: apply super-session transitions but send no SUPER_ACK (default off; also POST /v1/faults)"),

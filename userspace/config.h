@@ -35,6 +35,9 @@ struct gw_config {
 	/* Comma-separated Origin values a WebSocket handshake must carry
 	 * one of; "": any origin or none. */
 	char ws_origins[CONFIG_LIST_LEN];
+	/* Directory of the browser chat page served under /web/ on the
+	 * admin HTTP port; "": nothing served. */
+	char web_dir[CONFIG_PATH_LEN];
 	/* Test switch: apply super-session transitions but never ack them. */
 	int fault_drop_super_acks;
 };
