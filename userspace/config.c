@@ -97,6 +97,8 @@ static const struct config_key config_keys[] = {
 	    "LIST  comma-separated Origin values (such as http://127.0.0.1:7071) a WebSocket handshake must carry one of (default: any origin, or none)"),
 	KEY("web_dir", "web-dir", KIND_PATH, web_dir, 0, 0,
 	    "DIR  serve the files of DIR (the repository's web/ holds the chat page) under /web/ on the --http port (default: none, nothing served)"),
+	KEY("workers", "workers", KIND_COUNT, workers, 1, 64,
+	    "N  gateway processes that share the listen port (SO_REUSEPORT), each its own node with node id <node-id>-w<index> and admin HTTP on the --http port plus its index; the parent restarts a worker that dies (default 1)"),
 	KEY("fault_drop_super_acks", "fault-drop-super-acks", KIND_BOOL,
 	    fault_drop_super_acks, 0, 0,
 	    "  for tests: apply super-session transitions but send no SUPER_ACK (default off; also POST /v1/faults)"),
@@ -118,6 +120,7 @@ static void config_defaults(struct gw_config *cfg)
 	cfg->block_after = 20;
 	cfg->block_window = 60;
 	cfg->block_ttl = 300;
+	cfg->workers = 1;
 }
 
 static int parse_number(const char *text, unsigned long min,

@@ -38,6 +38,8 @@ struct gw_config {
 	/* Directory of the browser chat page served under /web/ on the
 	 * admin HTTP port; "": nothing served. */
 	char web_dir[CONFIG_PATH_LEN];
+	/* Worker processes; 1 runs the gateway in this process. */
+	unsigned int workers;
 	/* Test switch: apply super-session transitions but never ack them. */
 	int fault_drop_super_acks;
 };

@@ -464,6 +464,7 @@ static int resolve_listen(const char *text, struct sockaddr_storage *ss,
 int conn_io_listen(struct gateway *gw)
 {
 	struct sockaddr_storage ss;
+	unsigned int flags;
 	int len, err;
 
 	err = resolve_listen(gw->cfg.listen, &ss, &len);
@@ -476,10 +477,12 @@ int conn_io_listen(struct gateway *gw)
 	gw->flush_event = evtimer_new(gw->base, conn_flush_cb, gw);
 	if (!gw->flush_event)
 		return -ENOMEM;
-	gw->listener = evconnlistener_new_bind(gw->base, accept_cb, gw,
-					       LEV_OPT_CLOSE_ON_FREE |
-					       LEV_OPT_REUSEABLE |
-					       LEV_OPT_CLOSE_ON_EXEC,
+	flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+		LEV_OPT_CLOSE_ON_EXEC;
+	/* Workers each bind the port; the kernel spreads new connections. */
+	if (gw->cfg.workers > 1)
+		flags |= LEV_OPT_REUSEABLE_PORT;
+	gw->listener = evconnlistener_new_bind(gw->base, accept_cb, gw, flags,
 					       LISTEN_BACKLOG,
 					       (struct sockaddr *)&ss, len);
 	if (!gw->listener) {

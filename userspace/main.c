@@ -24,6 +24,7 @@
 #include "kmirror.h"
 #include "log.h"
 #include "upstream.h"
+#include "workers.h"
 
 static void raise_nofile_limit(void)
 {
@@ -182,7 +183,7 @@ int main(int argc, char **argv)
 {
 	struct gateway gw = { 0 };
 	size_t open_conns;
-	int err;
+	int err, status;
 
 	err = config_load(&gw.cfg, argc, argv);
 	if (err)
@@ -192,6 +193,14 @@ int main(int argc, char **argv)
 	raise_nofile_limit();
 	tune_malloc();
 	signal(SIGPIPE, SIG_IGN);
+	err = workers_start(&gw.cfg, &status);
+	if (err < 0) {
+		pr_error("starting %u workers failed: %s", gw.cfg.workers,
+			 strerror(-err));
+		return 1;
+	}
+	if (err > 0)
+		return status;
 
 	err = gateway_start(&gw);
 	if (!err)
