@@ -79,21 +79,44 @@ async function startStackOnce({ gwArgs = [], bizArgs = [] }) {
 		biz.proc.kill('SIGTERM');
 		throw err;
 	}
-	const gw = startDaemon('imgw', ['--listen', `127.0.0.1:${ports.gw}`,
+	const gwFlags = ['--listen', `127.0.0.1:${ports.gw}`,
 		'--http', `127.0.0.1:${ports.gwHttp}`, '--bizsvr',
-		`127.0.0.1:${ports.biz}`, ...gwArgs], dir);
+		`127.0.0.1:${ports.biz}`, ...gwArgs];
+	const startGateway = async () => {
+		const daemon = startDaemon('imgw', gwFlags, dir);
+		try {
+			await waitUp(`http://127.0.0.1:${ports.gwHttp}/healthz`,
+				     (j) => j.upstream === 'up', 'imgw', daemon);
+		} catch (err) {
+			daemon.proc.kill('SIGTERM');
+			await daemon.exited;
+			throw err;
+		}
+		return daemon;
+	};
+	let gw;
 	try {
-		await waitUp(`http://127.0.0.1:${ports.gwHttp}/healthz`,
-			     (j) => j.upstream === 'up', 'imgw', gw);
+		gw = await startGateway();
 	} catch (err) {
-		gw.proc.kill('SIGTERM');
 		biz.proc.kill('SIGTERM');
-		await Promise.all([gw.exited, biz.exited]);
+		await biz.exited;
 		throw err;
 	}
 	const stack = {
 		ports,
 		wsUrl: `ws://127.0.0.1:${ports.gw}/`,
+		adminUrl: `http://127.0.0.1:${ports.gwHttp}`,
+		// Stops the gateway (checking its exit status) and returns a
+		// function that starts it again on the same ports.
+		async stopGateway() {
+			gw.proc.kill('SIGTERM');
+			assert.deepEqual(await gw.exited,
+					 { code: 0, signal: null },
+					 'imgw exit on SIGTERM');
+			return async () => {
+				gw = await startGateway();
+			};
+		},
 		async stop() {
 			gw.proc.kill('SIGTERM');
 			const g = await gw.exited;
