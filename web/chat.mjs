@@ -114,7 +114,7 @@ function sessionFor(id) {
 		// loaded: its history is fetched and seenSeq is contiguous.
 		// XXX: A session created after the login shows as "session N" until the next login, because a push carries no session name.
 		s = { id, name: `session ${id}`, kind: 'group', lastSeq: 0,
-		      seenSeq: 0, loaded: false, unread: 0,
+		      seenSeq: 0, loaded: false, unread: 0, syncing: 0,
 		      messages: new Map() };
 		state.sessions.set(id, s);
 	}
@@ -200,6 +200,17 @@ function addMessage(s, push) {
 
 // Fetches the messages of s from fromSeq on, page by page.
 async function syncSession(s, fromSeq) {
+	s.syncing++;
+	try {
+		await syncPages(s, fromSeq);
+	} finally {
+		s.syncing--;
+	}
+	if (s.id === state.openId)
+		renderMessages();
+}
+
+async function syncPages(s, fromSeq) {
 	let from = fromSeq;
 
 	for (;;) {
@@ -218,8 +229,6 @@ async function syncSession(s, fromSeq) {
 		from = last.seq + 1;
 	}
 	s.seenSeq = Math.max(s.seenSeq, s.lastSeq);
-	if (s.id === state.openId)
-		renderMessages();
 }
 
 function reportSyncError(err) {
@@ -259,7 +268,8 @@ function onPush(push) {
 		renderSessions();
 		return;
 	}
-	if (push.seq > s.seenSeq + 1) {
+	// A running sync ends at lastSeq, which already counts this push.
+	if (push.seq > s.seenSeq + 1 && !s.syncing) {
 		// A gap: fetch the missing messages with this one.
 		syncSession(s, s.seenSeq + 1).catch(reportSyncError);
 		return;
@@ -343,7 +353,21 @@ function scheduleReconnect(why) {
 }
 
 function connect() {
+	let link;
+
 	state.retryTimer = 0;
+	try {
+		link = openLink();
+	} catch (err) {
+		stop(`cannot connect to ${state.creds.url}: ${err.message}`);
+		return;
+	}
+	state.link = link;
+	if (document.body.dataset.state !== 'reconnecting')
+		setStatus('connecting', 'connecting');
+}
+
+function openLink() {
 	const link = new Link(state.creds.url, {
 		onOpen: () => login(),
 		onPush,
@@ -360,18 +384,19 @@ function connect() {
 				scheduleReconnect(`connection closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`);
 		},
 	});
-	state.link = link;
-	if (document.body.dataset.state !== 'reconnecting')
-		setStatus('connecting', 'connecting');
+	return link;
 }
 
 // Closes the connection for good, for a kick, a failed login or a logout.
 function stop(why) {
+	const link = state.link;
+
 	state.stopped = true;
 	clearTimeout(state.retryTimer);
 	stopHeartbeat();
-	if (state.link)
-		state.link.close(1000, 'stopped');
+	state.link = null;
+	if (link)
+		link.close(1000, 'stopped');
 	setStatus('stopped', why);
 	if ($('chat').hidden)
 		$('login-error').textContent = why;
@@ -437,6 +462,8 @@ function init() {
 	$('login').addEventListener('submit', (ev) => {
 		ev.preventDefault();
 		$('login-error').textContent = '';
+		// A new login replaces a connection that is still retrying.
+		stop('connecting');
 		state.creds = { url: $('ws-url').value.trim(),
 				user: $('user').value.trim(),
 				token: $('token').value.trim(),

@@ -10,8 +10,10 @@ import { OP, TcpClient, WsClient, startStack } from './lib.mjs';
 
 const OUT_CAP = 256 * 1024;
 const PAYLOAD = 100 * 1000;
-// Loopback socket buffers take several MB before the gateway's own output
-// buffer grows: 400 messages of 100 kB are 40 MB, far above those.
+// The stalled client's receive buffer and the gateway's send buffer fill
+// before the gateway's output buffer grows. Linux caps them at tcp_rmem[2]
+// and tcp_wmem[2] (6 MB and 4 MB by default, 32 MB and 4 MB on some
+// machines), so 400 messages of 100 kB (40 MB) are an upper bound.
 const MAX_MESSAGES = 400;
 
 let stack;
