@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { repoRoot, startStack } from './lib.mjs';
+import { WsClient, repoRoot, sleep, startStack } from './lib.mjs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const WAIT_MS = 20000;
@@ -219,5 +219,23 @@ describe('chat page in chromium', { skip: skipReason || false }, () => {
 		assert.deepEqual(pageErrors, []);
 		if (process.env.IMGW_SCREENSHOT)
 			await bob.screenshot({ path: process.env.IMGW_SCREENSHOT });
+
+		// A login of bob's device elsewhere kicks the page, which
+		// stops instead of reconnecting and kicking back.
+		const device = await bob.evaluate(() =>
+			sessionStorage.getItem('imgw-device'));
+		assert.match(device, /^web-/);
+		const other = await WsClient.open(stack.wsUrl);
+		await other.login('bob', await stack.token('bob'), device);
+		await bob.waitForSelector('body[data-state="stopped"]',
+					  { timeout: WAIT_MS });
+		assert.match(await bob.locator('#status').textContent(),
+			     /duplicate login/);
+		await sleep(1500);
+		assert.equal(await bob.getAttribute('body', 'data-state'),
+			     'stopped');
+		assert.equal(other.ws.readyState, other.ws.OPEN,
+			     'the page logged in again and kicked the new client');
+		other.ws.close();
 	});
 });
