@@ -40,6 +40,8 @@ struct gw_config {
 	char web_dir[CONFIG_PATH_LEN];
 	/* Worker processes; 1 runs the gateway in this process. */
 	unsigned int workers;
+	/* This process's worker index, set by workers_start(); not a key. */
+	unsigned int worker_index;
 	/* Test switch: apply super-session transitions but never ack them. */
 	int fault_drop_super_acks;
 };

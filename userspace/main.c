@@ -53,8 +53,9 @@ static void raise_nofile_limit(void)
 
 static void tune_malloc(void)
 {
+	/* ASan's allocator rejects the option; glibc's accepts it. */
 	if (!mallopt(M_TRIM_THRESHOLD, GW_MALLOC_TRIM_BYTES))
-		pr_warn("setting the malloc trim threshold to %d bytes failed",
+		pr_info("malloc trim threshold left at its default: the allocator rejected %d bytes",
 			GW_MALLOC_TRIM_BYTES);
 }
 
@@ -131,8 +132,16 @@ static int gateway_start(struct gateway *gw)
 	if (err)
 		return err;
 	err = admin_start(gw);
-	if (err)
+	if (err && gw->cfg.worker_index == 0)
 		return err;
+	/*
+	 * XXX: A worker other than 0 whose admin HTTP port (the --http port
+	 * plus its index) is taken serves clients without /healthz and
+	 * /metrics until it restarts.
+	 */
+	if (err)
+		pr_warn("worker %u serves clients without admin HTTP on %s: %s",
+			gw->cfg.worker_index, gw->cfg.http, strerror(-err));
 	upstream_start(gw->upstream);
 	return 0;
 }

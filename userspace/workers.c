@@ -35,6 +35,7 @@ static int worker_config(struct gw_config *cfg, unsigned int index)
 	unsigned int http_port;
 	int len;
 
+	cfg->worker_index = index;
 	snprintf(suffix, sizeof(suffix), "-w%u", index);
 	if (strlen(cfg->node_id) + strlen(suffix) >= sizeof(cfg->node_id))
 		return -ENAMETOOLONG;
