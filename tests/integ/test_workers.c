@@ -16,9 +16,9 @@
 
 #include "harness.h"
 
-/* Enough members that SO_REUSEPORT puts some on each worker: the chance
- * that all land on one is about 2^-23 when the
- * kernel hashes connections evenly. */
+/* Enough members that SO_REUSEPORT puts some on each worker: when the
+ * kernel hashes connections evenly, all land on one with a chance of about
+ * 2^-23. */
 #define MEMBERS 24
 
 static double now_ms(void)
