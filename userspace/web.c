@@ -140,20 +140,47 @@ static int web_open(const char *web_dir, const char *rel, off_t *size)
 	return fd;
 }
 
+/* Appends size bytes of fd to out. Returns 0 or a negative errno. The
+ * page's files are small, and evbuffer_add_file() of libevent 2.1 leaves
+ * fd open or closes it depending on where it fails. */
+static int web_read_file(struct evbuffer *out, int fd, off_t size)
+{
+	char chunk[16384];
+	off_t left = size;
+	ssize_t n;
+
+	while (left > 0) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;    /* the file shrank */
+		if (evbuffer_add(out, chunk, (size_t)n) < 0)
+			return -ENOMEM;
+		left -= n;
+	}
+	return 0;
+}
+
 static void web_send_file(struct evhttp_request *req, const char *rel,
 			  int fd, off_t size)
 {
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
 	struct evbuffer *out = evbuffer_new();
+	int err;
 
 	if (!out) {
 		close(fd);
 		evhttp_send_error(req, 500, "out of memory");
 		return;
 	}
-	/* evbuffer_add_file() takes the fd, also when it fails. */
-	if (evbuffer_add_file(out, fd, 0, size) < 0) {
-		pr_warn("web file %s: adding it to the reply failed", rel);
+	err = web_read_file(out, fd, size);
+	close(fd);
+	if (err) {
+		pr_warn("web file %s in --web-dir: read failed: %s", rel,
+			strerror(-err));
 		evbuffer_free(out);
 		evhttp_send_error(req, 500, "cannot read the file");
 		return;
