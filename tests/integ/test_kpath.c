@@ -215,9 +215,19 @@ static void test_kpath_latency_off(void **state)
 /* Fills the stalled client's socket with broadcasts; the others keep up. */
 static void stall_phase(struct tclient **t, size_t n, struct tclient *stalled)
 {
+	/*
+	 * 60 pushes of 2 KB (about 120 KB) overflow the stalled socket's
+	 * 2 KiB receive buffer plus the gateway's send buffer, which cannot
+	 * grow while the window is closed, so the kernel path must report
+	 * it full. Short payloads sometimes fit and the test missed that.
+	 */
+	char payload[2048];
+
+	memset(payload, 'x', sizeof(payload) - 1);
+	payload[sizeof(payload) - 1] = '\0';
 	for (int r = 0; r < STALL_PUSHES; r++) {
 		double t0 = test_now_ms();
-		uint64_t seq = sg_push(&group, "stall-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		uint64_t seq = sg_push(&group, payload);
 
 		for (size_t i = 0; i < n; i++) {
 			if (!t[i] || t[i] == stalled)
