@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -33,6 +34,21 @@ struct shared_frame *shared_frame_new(unsigned int op, const void *body,
 		errno = ENOMEM;
 		return NULL;
 	}
+	sf->refs = 1;
+	sf->ws = NULL;
+	return sf;
+}
+
+struct shared_frame *shared_frame_adopt(uint8_t *data, size_t len)
+{
+	struct shared_frame *sf = malloc(sizeof(*sf));
+
+	if (!sf) {
+		free(data);
+		return NULL;
+	}
+	sf->data = data;
+	sf->len = len;
 	sf->refs = 1;
 	sf->ws = NULL;
 	return sf;
@@ -191,6 +207,8 @@ static void deliver_normal(struct gateway *gw, const Imgw__Deliver *msg)
 void deliver_handle(struct gateway *gw, const Imgw__Deliver *msg)
 {
 	gw->stats.deliver_frames++;
+	if (msg->type != IMGW__SESSION_TYPE__SESSION_TYPE_SUPER)
+		deliver_batch_flush(gw);
 	switch (msg->type) {
 	case IMGW__SESSION_TYPE__SESSION_TYPE_NORMAL:
 		deliver_normal(gw, msg);
@@ -213,4 +231,194 @@ void deliver_handle(struct gateway *gw, const Imgw__Deliver *msg)
 		deliver_normal(gw, msg);
 		break;
 	}
+}
+
+/*
+ * The push frames of consecutive SUPER DELIVERs for one session, back to
+ * back in one buffer. The cache cannot change while pushes wait here,
+ * because every cache change and every other frame flushes first, so the
+ * members at the flush are those each push was meant for.
+ */
+struct deliver_batch {
+	uint64_t session_id;
+	uint64_t exclude_conn_id;
+	size_t n_msgs;
+	size_t len;
+	size_t cap;
+	uint8_t *data;
+	/* End offset of each push frame in data. */
+	size_t ends[DELIVER_BATCH_MAX];
+};
+
+/* The gateway is one per process, and a batch never outlives one call of
+ * the link read callback. */
+static struct deliver_batch batch;
+
+static int batch_reserve(size_t more)
+{
+	size_t cap = batch.cap ? batch.cap : 4096;
+	uint8_t *data;
+
+	if (batch.len + more <= batch.cap)
+		return 0;
+	while (cap < batch.len + more)
+		cap *= 2;
+	data = realloc(batch.data, cap);
+	if (!data)
+		return -ENOMEM;
+	batch.data = data;
+	batch.cap = cap;
+	return 0;
+}
+
+int deliver_batch_add(struct gateway *gw, const Imgw__Deliver *msg)
+{
+	struct frame_header hdr = {
+		.body_len = (uint32_t)msg->push.len,
+		.version = FRAME_VERSION,
+		.op = OP_PUSH,
+	};
+	size_t frame_len = FRAME_HEADER_LEN + msg->push.len;
+
+	if (batch.n_msgs && (batch.session_id != msg->session_id ||
+			     batch.exclude_conn_id != msg->exclude_conn_id ||
+			     batch.n_msgs == DELIVER_BATCH_MAX))
+		deliver_batch_flush(gw);
+	if (batch_reserve(frame_len) < 0) {
+		deliver_batch_flush(gw);
+		return -ENOMEM;
+	}
+	batch.session_id = msg->session_id;
+	batch.exclude_conn_id = msg->exclude_conn_id;
+	frame_header_pack(&hdr, batch.data + batch.len);
+	memcpy(batch.data + batch.len + FRAME_HEADER_LEN, msg->push.data,
+	       msg->push.len);
+	batch.len += frame_len;
+	batch.ends[batch.n_msgs++] = batch.len;
+	return 0;
+}
+
+/* Returns the push frame of message i of the batch in data as a shared
+ * frame of its own, made on the first call. */
+static struct shared_frame *batch_frame(struct shared_frame **each,
+					const uint8_t *data,
+					const size_t *ends, size_t i)
+{
+	size_t start = i ? ends[i - 1] : 0;
+
+	if (!each[i])
+		each[i] = shared_frame_new(OP_PUSH,
+					   data + start + FRAME_HEADER_LEN,
+					   ends[i] - start - FRAME_HEADER_LEN);
+	return each[i];
+}
+
+/* Queues every push of the batch on WebSocket member c, one WebSocket
+ * message each. Returns how many were queued. */
+static size_t batch_queue_ws(struct shared_frame **each,
+			     const struct shared_frame *all,
+			     const size_t *ends, size_t n_msgs, struct conn *c)
+{
+	size_t queued = 0;
+
+	for (size_t i = 0; i < n_msgs; i++) {
+		struct shared_frame *sf = batch_frame(each, all->data, ends, i);
+		int err = sf ? deliver_rest(sf, c, 0) : -ENOMEM;
+
+		if (err == 0 || err == -ENOBUFS) {
+			queued++;
+		} else if (err != -EPIPE) {
+			pr_warn("conn %llu peer %s: queueing a push failed: %s",
+				(unsigned long long)c->id, c->peer,
+				strerror(-err));
+		}
+		if (err)
+			break;
+	}
+	return queued;
+}
+
+/* Queues all, the frames of the whole batch, on member c. Returns how many
+ * pushes c got. */
+static size_t batch_queue(struct shared_frame **each, struct shared_frame *all,
+			  const size_t *ends, size_t n_msgs, struct conn *c)
+{
+	int err;
+
+	if (c->ws)
+		return batch_queue_ws(each, all, ends, n_msgs, c);
+	err = deliver_rest(all, c, 0);
+	/* A slow close still counts: the frames were queued. */
+	if (err == 0 || err == -ENOBUFS) {
+		/* conn_commit_frame() counted one frame for the batch. */
+		c->gw->stats.frames_sent += n_msgs - 1;
+		return n_msgs;
+	}
+	if (err != -EPIPE)
+		pr_warn("conn %llu peer %s: queueing %zu pushes failed: %s",
+			(unsigned long long)c->id, c->peer, n_msgs,
+			strerror(-err));
+	return 0;
+}
+
+/* Copies the cached members of the batch's session except the excluded
+ * one into *out, because a slow close during the flush leaves the cache.
+ * Returns how many, or -ENOMEM. */
+static ssize_t batch_members(struct gateway *gw, uint64_t session_id,
+			     uint64_t exclude, struct conn ***out)
+{
+	struct sess_cache_entry *e = sess_cache_find(&gw->caches, session_id);
+	struct conn **conns;
+	ssize_t n = 0;
+
+	*out = NULL;
+	if (!e || e->n_members == 0)
+		return 0;
+	conns = malloc(e->n_members * sizeof(*conns));
+	if (!conns)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < e->n_members; i++) {
+		if (!exclude || e->members[i].conn->id != exclude)
+			conns[n++] = e->members[i].conn;
+	}
+	*out = conns;
+	return n;
+}
+
+void deliver_batch_flush(struct gateway *gw)
+{
+	struct shared_frame *each[DELIVER_BATCH_MAX] = { NULL };
+	size_t ends[DELIVER_BATCH_MAX];
+	uint64_t session_id = batch.session_id;
+	size_t n_msgs = batch.n_msgs;
+	struct shared_frame *all;
+	struct conn **conns;
+	ssize_t n;
+
+	if (n_msgs == 0)
+		return;
+	/* Reset first: a slow close during the pushes must find no batch. */
+	memcpy(ends, batch.ends, n_msgs * sizeof(ends[0]));
+	all = shared_frame_adopt(batch.data, batch.len);
+	n = batch_members(gw, session_id, batch.exclude_conn_id, &conns);
+	memset(&batch, 0, sizeof(batch));
+	if (!all || n < 0) {
+		pr_warn("DELIVER SUPER session %llu: %zu pushes dropped: out of memory",
+			(unsigned long long)session_id, n_msgs);
+		goto out_put;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		size_t queued = batch_queue(each, all, ends, n_msgs, conns[i]);
+
+		gw->stats.deliveries += queued;
+		gw->stats.cache_deliveries += queued;
+	}
+out_put:
+	free(conns);
+	for (size_t i = 0; i < n_msgs; i++) {
+		if (each[i])
+			shared_frame_put(each[i]);
+	}
+	if (all)
+		shared_frame_put(all);
 }

@@ -28,6 +28,10 @@ struct shared_frame {
  * caller holds the one reference. */
 struct shared_frame *shared_frame_new(unsigned int op, const void *body,
 				      size_t body_len);
+/* Wraps len bytes of complete frames in data, a malloc'd buffer that the
+ * shared frame then owns. Returns NULL with errno set; data is freed then
+ * too. The caller holds the one reference. */
+struct shared_frame *shared_frame_adopt(uint8_t *data, size_t len);
 void shared_frame_get(struct shared_frame *sf);
 void shared_frame_put(struct shared_frame *sf);
 
@@ -61,7 +65,32 @@ size_t deliver_find_targets(struct gateway *gw, const Imgw__Deliver *msg,
 size_t deliver_push(struct gateway *gw, const Imgw__Deliver *msg,
 		    struct conn **conns, size_t n);
 
-/* Handles one DELIVER by its type (see Deliver in proto/imgw.proto). */
+/*
+ * Handles one DELIVER by its type (see Deliver in proto/imgw.proto). SUPER
+ * pushes may wait in the batch until deliver_batch_flush(); any other type
+ * flushes the batch first.
+ */
 void deliver_handle(struct gateway *gw, const Imgw__Deliver *msg);
+
+/* Maximum number of SUPER pushes in one batch. */
+#define DELIVER_BATCH_MAX 64
+
+/*
+ * Adds msg's push to the batch, to go to the cached connections of its
+ * session except msg->exclude_conn_id. The batch is flushed first when it
+ * is full or contains the pushes of another session or of another excluded
+ * connection. Returns 0 or -ENOMEM (the batch is flushed then and msg is not
+ * in it).
+ */
+int deliver_batch_add(struct gateway *gw, const Imgw__Deliver *msg);
+
+/*
+ * Queues the batched SUPER pushes on each member of their session's cache:
+ * one evbuffer reference per member for the whole batch, one per message
+ * for WebSocket members. Every change of the caches and every other frame
+ * to a client must come after a flush. The link read loop flushes before
+ * any frame other than DELIVER and before it returns.
+ */
+void deliver_batch_flush(struct gateway *gw);
 
 #endif

@@ -97,6 +97,10 @@ void super_gw_broadcast(struct gateway *gw, const Imgw__Deliver *msg)
 			 (unsigned long long)msg->seq, msg->epoch, e->epoch);
 	if (e->n_members == 0 || msg->push.len == 0)
 		return;
+	/* The kernel path keeps its one broadcast per message. */
+	if (!gw->kmirror && deliver_batch_add(gw, msg) == 0)
+		return;
+	deliver_batch_flush(gw);
 	/* A copy: a slow close during the push removes from the cache. */
 	conns = malloc(e->n_members * sizeof(*conns));
 	if (!conns) {
@@ -291,6 +295,7 @@ void super_gw_session_cache(struct gateway *gw, const Imgw__SessionCache *msg)
 	struct sess_cache_entry *e;
 	int err;
 
+	deliver_batch_flush(gw);
 	gw->stats.session_cache_updates++;
 	e = sess_cache_find(&gw->caches, msg->session_id);
 	if (!e) {
@@ -322,6 +327,7 @@ void super_gw_login(struct gateway *gw, struct conn *c,
 
 	if (n == 0)
 		return;
+	deliver_batch_flush(gw);
 	joined = sess_cache_join(&gw->caches, c, session_ids, n);
 	if (joined < 0) {
 		/*
@@ -341,9 +347,11 @@ void super_gw_login(struct gateway *gw, struct conn *c,
 
 void super_gw_link_down(struct gateway *gw)
 {
-	size_t sessions = gw->caches.n_sessions;
-	size_t members = gw->caches.n_members;
+	size_t sessions, members;
 
+	deliver_batch_flush(gw);
+	sessions = gw->caches.n_sessions;
+	members = gw->caches.n_members;
 	if (sessions == 0)
 		return;
 	sess_cache_clear(&gw->caches);

@@ -501,7 +501,7 @@ static void upstream_read_cb(struct bufferevent *bev, void *arg)
 	while (up->bev == bev) {
 		rc = wire_peek(in, FRAME_HARD_MAX_BODY, &hdr);
 		if (rc == 0)
-			return;
+			break;
 		if (rc < 0) {
 			upstream_drop(up, frame_status_str(rc));
 			return;
@@ -511,10 +511,14 @@ static void upstream_read_cb(struct bufferevent *bev, void *arg)
 			upstream_drop(up, "out of memory reading a frame");
 			return;
 		}
+		/* Batched SUPER pushes go out before anything else. */
+		if (hdr.op != OP_DELIVER)
+			deliver_batch_flush(up->gw);
 		upstream_dispatch(up, &hdr, body);
 		if (up->bev == bev)
 			wire_consume(in, &hdr);
 	}
+	deliver_batch_flush(up->gw);
 }
 
 static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
