@@ -80,7 +80,8 @@ int deliver_rest(struct shared_frame *sf, struct conn *c, size_t offset)
 
 	if (!conn_is_live(c))
 		return -EPIPE;
-	/* WebSocket members never take the kernel path, so offset is 0. */
+	/* For a WebSocket member, offset counts bytes of the framed copy
+	 * (the kernel path hands that copy to WebSocket members). */
 	if (c->ws) {
 		sf = ws_shared_frame(sf);
 		if (!sf)

@@ -24,6 +24,7 @@
 #include "conn_io.h"
 #include "httputil.h"
 #include "kmirror.h"
+#include "ws.h"
 #include "kpath.h"
 #include "log.h"
 
@@ -163,11 +164,6 @@ static int kmirror_conn_add(void *arg, uint64_t session_id,
 	struct conn *c = (struct conn *)cc;
 	int fresh = !c->in_kpath, err;
 
-	/* XXX: WebSocket members get every SUPER broadcast through the
-	 * userspace path, because the kernel path sends one byte string to
-	 * all members and theirs needs a WebSocket frame header. */
-	if (c->ws)
-		return 0;
 	err = kmirror_sock_add(km, session_id, c);
 	if (err)
 		return err;
@@ -329,9 +325,9 @@ static int kmirror_reserve(struct kmirror *km, size_t n)
  * connection goes to the user list, where deliver_frame() skips it.
  */
 static void kmirror_split(struct kmirror *km, struct conn **conns, size_t n,
-			  size_t *n_kernel, size_t *n_user)
+			  size_t *n_kernel, size_t *n_ws, size_t *n_user)
 {
-	size_t nk = 0, nu = 0;
+	size_t nk = 0, nw = 0, nu = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct conn *c = conns[i];
@@ -345,11 +341,15 @@ static void kmirror_split(struct kmirror *km, struct conn **conns, size_t n,
 			/* Kernel bytes would overtake the queued ones. */
 			km->stats.moved[KMIRROR_MOVED_OUTPUT_PENDING]++;
 			km->user[nu++] = c;
+		} else if (c->ws) {
+			/* WebSocket members fill km->kernel from the end. */
+			km->kernel[n - ++nw] = c;
 		} else {
 			km->kernel[nk++] = c;
 		}
 	}
 	*n_kernel = nk;
+	*n_ws = nw;
 	*n_user = nu;
 }
 
@@ -381,14 +381,18 @@ static void kmirror_count_moved(struct kmirror *km,
 	moved[KMIRROR_MOVED_ERROR] += n - settled;
 }
 
-/* Finishes c's copy after the kernel queued sent bytes of it. */
+/*
+ * Finishes c's copy after the kernel queued sent bytes of the len bytes it
+ * was handed (the WebSocket-framed copy for a WebSocket member, whose
+ * offset deliver_rest() applies to that copy).
+ */
 static int kmirror_settle(struct gateway *gw, struct kmirror *km,
-			  struct shared_frame *sf, struct conn *c,
+			  struct shared_frame *sf, size_t len, struct conn *c,
 			  uint32_t sent)
 {
 	int err;
 
-	if (sent == sf->len) {
+	if (sent == len) {
 		km->stats.deliveries_kernel++;
 		gw->stats.deliveries++;
 		gw->stats.frames_sent++;
@@ -402,24 +406,28 @@ static int kmirror_settle(struct gateway *gw, struct kmirror *km,
 		return 1;
 	}
 	pr_warn("conn %llu peer %s: queueing the last %zu bytes of a push after the kernel path failed: %s",
-		(unsigned long long)c->id, c->peer, sf->len - sent,
+		(unsigned long long)c->id, c->peer, len - sent,
 		strerror(-err));
 	return 0;
 }
 
+/* Hands wire (sf itself, or its WebSocket-framed copy) to the kernel for
+ * the n connections at conns, and settles each one's copy. */
 static size_t kmirror_kernel_send(struct gateway *gw, struct kmirror *km,
 				  uint64_t session_id,
-				  struct shared_frame *sf, size_t n)
+				  struct shared_frame *sf,
+				  const struct shared_frame *wire,
+				  struct conn **conns, size_t n)
 {
 	struct kpath_stats before, after;
 	size_t queued = 0;
 	int err;
 
 	for (size_t i = 0; i < n; i++)
-		km->ids[i] = kmirror_key(km, km->kernel[i]->id);
+		km->ids[i] = kmirror_key(km, conns[i]->id);
 	kpath_get_stats(km->kp, &before);
-	err = kpath_broadcast(km->kp, session_id, sf->data, sf->len, km->ids,
-			      n, km->sent);
+	err = kpath_broadcast(km->kp, session_id, wire->data, wire->len,
+			      km->ids, n, km->sent);
 	kpath_get_stats(km->kp, &after);
 	km->stats.broadcasts_kernel++;
 	kmirror_count_moved(km, &before, &after, err, n);
@@ -427,7 +435,7 @@ static size_t kmirror_kernel_send(struct gateway *gw, struct kmirror *km,
 		pr_warn("kernel path: broadcast of session %llu to %zu connections failed, sending the rest through userspace: %s",
 			(unsigned long long)session_id, n, strerror(-err));
 	for (size_t i = 0; i < n; i++)
-		queued += kmirror_settle(gw, km, sf, km->kernel[i],
+		queued += kmirror_settle(gw, km, sf, wire->len, conns[i],
 					 km->sent[i]);
 	return queued;
 }
@@ -437,7 +445,8 @@ size_t kmirror_broadcast(struct gateway *gw, uint64_t session_id,
 			 size_t n)
 {
 	struct kmirror *km = gw->kmirror;
-	size_t n_kernel = 0, n_user = 0, queued = 0, user_queued;
+	size_t n_kernel = 0, n_ws = 0, n_user = 0, queued = 0, user_queued;
+	struct shared_frame *wsf = NULL;
 
 	if (kmirror_reserve(km, n)) {
 		km->stats.broadcasts_user++;
@@ -446,10 +455,21 @@ size_t kmirror_broadcast(struct gateway *gw, uint64_t session_id,
 		km->stats.deliveries_user += user_queued;
 		return user_queued;
 	}
-	kmirror_split(km, conns, n, &n_kernel, &n_user);
+	kmirror_split(km, conns, n, &n_kernel, &n_ws, &n_user);
+	/* One WebSocket-framed copy serves every WebSocket member. */
+	if (n_ws && !(wsf = ws_shared_frame(sf))) {
+		for (size_t i = 0; i < n_ws; i++)
+			km->user[n_user++] = km->kernel[n - 1 - i];
+		km->stats.moved[KMIRROR_MOVED_ERROR] += n_ws;
+		n_ws = 0;
+	}
 	if (n_kernel)
-		queued = kmirror_kernel_send(gw, km, session_id, sf, n_kernel);
-	else
+		queued = kmirror_kernel_send(gw, km, session_id, sf, sf,
+					     km->kernel, n_kernel);
+	if (n_ws)
+		queued += kmirror_kernel_send(gw, km, session_id, sf, wsf,
+					      km->kernel + n - n_ws, n_ws);
+	if (!n_kernel && !n_ws)
 		km->stats.broadcasts_user++;
 	user_queued = deliver_frame(sf, km->user, n_user);
 	km->stats.deliveries_user += user_queued;
