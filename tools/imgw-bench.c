@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
- * imgw-bench: a load generator for one big session. It creates a group of
- * --users members through the admin API and forks worker processes, each of
- * which logs in a share of the members over one or more gateways. It can pin
- * the session normal or super. Then it publishes --messages messages through
- * the admin API or as a client SEND, at a fixed rate or as fast as possible
- * with a bounded number in flight. Every payload carries its publish time
- * (CLOCK_REALTIME ns), so the workers measure the latency of each delivery
- * and the time until the last member has each message. Workers check loss,
- * duplicates and order by sequence number per receiver, and send their
- * figures to the parent through a socketpair. The parent reads the CPU time
- * and peak RSS of the daemons it is given from /proc, prints a summary and
- * writes CSV or JSON. It exits 1 when a delivery was lost or duplicated, a
- * publish failed, or a member failed to log in or was disconnected.
+ * imgw-bench: a load generator for one big session or many small ones. It
+ * creates a group of --users members through the admin API, or --groups
+ * groups with Zipf sizes and each member in one. It forks worker processes,
+ * each of which logs in a share of the members over one or more gateways,
+ * and can pin the sessions normal or super. Then it publishes --messages
+ * messages through the admin API or as a client SEND, at a fixed rate or as
+ * fast as possible with a bounded number in flight. Every payload carries its
+ * publish time (CLOCK_REALTIME ns), so the workers measure the latency of
+ * each delivery and the time until the last member has each message. Workers
+ * check loss, duplicates and order by sequence number per receiver and
+ * session (each receiver is in one session), and send their figures to the
+ * parent through a socketpair. The parent reads the CPU time and peak RSS of
+ * the daemons it is given from /proc, prints a summary and writes CSV or
+ * JSON. It exits 1 when a delivery was lost or duplicated, a publish failed,
+ * or a member failed to log in or was disconnected.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +105,9 @@ struct bench_options {
 	int users;
 	int workers;
 	int messages;
+	int groups;                     /* 1: one session of every member */
+	double zipf_s;
+	unsigned int seed;
 	double rate;                    /* 0: as fast as in_flight allows */
 	int in_flight;
 	int payload_size;
@@ -113,6 +118,30 @@ struct bench_options {
 	pid_t gw_pids[BENCH_MAX_PIDS];
 	int gw_pid_count;
 };
+
+/*
+ * Sessions of the run and the message targets, computed before the fork so
+ * the workers inherit them. With one group, every member is in the one
+ * session, every message goes to it and the arrays by member and message
+ * stay NULL.
+ */
+struct group_plan {
+	int groups;
+	int *group_size;
+	int *member_group;              /* members are laid out group by group */
+	int *msg_group;
+	uint64_t *session_ids;          /* by group */
+};
+
+static int plan_user_group(const struct group_plan *p, int user)
+{
+	return p->member_group ? p->member_group[user] : 0;
+}
+
+static int plan_msg_group(const struct group_plan *p, uint64_t index)
+{
+	return p->msg_group ? p->msg_group[index] : 0;
+}
 
 /* ---- control records between workers and the parent ---- */
 
@@ -139,8 +168,10 @@ struct ctl_progress {
 	uint64_t deliveries;
 };
 
+/* Followed by groups x uint64_t messages stored per group: each receiver
+ * expects those of its group. */
 struct ctl_stop {
-	uint64_t acked;                 /* messages stored: each receiver expects them */
+	uint64_t acked;                 /* messages stored in all */
 	uint64_t idle_ms;               /* give up after this long without a delivery */
 	uint64_t max_ms;                /* and after this long in any case */
 };
@@ -256,6 +287,26 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* Reads len bytes from the blocking descriptor fd. */
+static int read_all(int fd, void *data, size_t len)
+{
+	uint8_t *p = data;
+
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int ctl_send(int fd, enum ctl_type type, const void *body, size_t len,
 		    const void *tail, size_t tail_len)
 {
@@ -305,7 +356,7 @@ struct worker {
 	struct sockaddr_storage *gw_addrs;
 	socklen_t *gw_addr_lens;
 	char **tokens;                  /* NULL when minting with the secret */
-	uint64_t session_id;
+	const struct group_plan *plan;
 	int index;
 	int ctl_fd;
 	int epfd;
@@ -323,10 +374,18 @@ struct worker {
 	uint64_t stop_idle_ns;          /* when the last delivery of the drain came */
 	uint64_t stop_deliveries;
 	struct ctl_stop stop;
+	uint64_t *group_acked;          /* messages stored per group, from CTL_STOP */
+	uint32_t *group_online;         /* members online here per group */
 	uint64_t *msg_last_ns;
 	uint32_t *msg_count;
 	struct ctl_result res;
 };
+
+/* Returns how many messages receiver c expects once publishing is done. */
+static uint64_t rconn_expected(const struct worker *w, const struct rconn *c)
+{
+	return w->group_acked[plan_user_group(w->plan, c->user)];
+}
 
 static void worker_settle(struct worker *w)
 {
@@ -436,6 +495,7 @@ static void on_login_result(struct worker *w, struct rconn *c,
 	}
 	c->state = RCONN_ONLINE;
 	w->online++;
+	w->group_online[plan_user_group(w->plan, c->user)]++;
 	worker_settle(w);
 }
 
@@ -537,14 +597,16 @@ static void on_push(struct worker *w, struct rconn *c, const uint8_t *body,
 {
 	uint64_t session = 0, seq = 0, index, pub_ns;
 	uint64_t messages = (uint64_t)w->opt->messages;
+	int group = plan_user_group(w->plan, c->user);
 	const uint8_t *payload = NULL;
 	size_t payload_len;
 	uint8_t mask;
 
 	if (push_decode(body, len, &session, &seq, &payload, &payload_len) < 0 ||
-	    session != w->session_id || !payload ||
+	    session != w->plan->session_ids[group] || !payload ||
 	    payload_parse(payload, payload_len, &index, &pub_ns) < 0 ||
-	    index >= messages || seq == 0 || seq > messages) {
+	    index >= messages || seq == 0 || seq > messages ||
+	    plan_msg_group(w->plan, index) != group) {
 		w->res.unknown++;
 		return;
 	}
@@ -565,7 +627,7 @@ static void on_push(struct worker *w, struct rconn *c, const uint8_t *body,
 	if (recv_ns > w->msg_last_ns[index])
 		w->msg_last_ns[index] = recv_ns;
 	w->msg_count[index]++;
-	if (w->opt->window_delivered && w->msg_count[index] == w->online) {
+	if (w->opt->window_delivered && w->msg_count[index] == w->group_online[group]) {
 		uint32_t done = (uint32_t)index;
 
 		if (ctl_send(w->ctl_fd, CTL_DONE, &done, sizeof(done), NULL, 0) < 0)
@@ -718,13 +780,16 @@ static int worker_second(struct worker *w, uint64_t mono)
 
 static int worker_read_stop(struct worker *w)
 {
+	size_t tail = (size_t)w->plan->groups * sizeof(uint64_t);
 	struct ctl_hdr hdr;
 	ssize_t n = read(w->ctl_fd, &hdr, sizeof(hdr));
 
 	if (n == 0)
 		return -ECONNRESET;     /* the parent is gone */
-	if (n != sizeof(hdr) || hdr.type != CTL_STOP || hdr.len != sizeof(w->stop) ||
-	    read(w->ctl_fd, &w->stop, sizeof(w->stop)) != sizeof(w->stop))
+	if (n != sizeof(hdr) || hdr.type != CTL_STOP ||
+	    hdr.len != sizeof(w->stop) + tail ||
+	    read_all(w->ctl_fd, &w->stop, sizeof(w->stop)) < 0 ||
+	    read_all(w->ctl_fd, w->group_acked, tail) < 0)
 		return -EPROTO;
 	w->stopping = 1;
 	w->stop_idle_ns = now_ns(CLOCK_MONOTONIC);
@@ -752,7 +817,7 @@ static int worker_done(struct worker *w, uint64_t mono)
 	for (int i = 0; i < w->count; i++) {
 		const struct rconn *c = &w->conns[i];
 
-		if (c->state == RCONN_ONLINE && c->unique < w->stop.acked)
+		if (c->state == RCONN_ONLINE && c->unique < rconn_expected(w, c))
 			return 0;
 	}
 	return 1;
@@ -812,8 +877,8 @@ static void worker_count_missing(struct worker *w)
 		const struct rconn *c = &w->conns[i];
 
 		if ((c->state == RCONN_ONLINE || c->state == RCONN_CLOSED) &&
-		    c->unique < w->stop.acked)
-			w->res.missing += w->stop.acked - c->unique;
+		    c->unique < rconn_expected(w, c))
+			w->res.missing += rconn_expected(w, c) - c->unique;
 	}
 }
 
@@ -825,7 +890,10 @@ static int worker_init(struct worker *w)
 	w->conns = calloc((size_t)w->count, sizeof(*w->conns));
 	w->msg_last_ns = calloc((size_t)w->opt->messages, sizeof(uint64_t));
 	w->msg_count = calloc((size_t)w->opt->messages, sizeof(uint32_t));
-	if (w->epfd < 0 || !w->conns || !w->msg_last_ns || !w->msg_count)
+	w->group_acked = calloc((size_t)w->plan->groups, sizeof(uint64_t));
+	w->group_online = calloc((size_t)w->plan->groups, sizeof(uint32_t));
+	if (w->epfd < 0 || !w->conns || !w->msg_last_ns || !w->msg_count ||
+	    !w->group_acked || !w->group_online)
 		return -ENOMEM;
 	for (int i = 0; i < w->count; i++) {
 		w->conns[i].fd = -1;
@@ -848,6 +916,8 @@ static void worker_free(struct worker *w)
 	free(w->conns);
 	free(w->msg_last_ns);
 	free(w->msg_count);
+	free(w->group_acked);
+	free(w->group_online);
 	if (w->epfd >= 0)
 		close(w->epfd);
 }
@@ -935,7 +1005,8 @@ struct bench {
 	char admin_host[256];
 	uint16_t admin_port;
 	char **tokens;
-	uint64_t session_id;
+	struct group_plan plan;
+	int *group_links;               /* workers with members of each group */
 	struct worker_link *links;
 	int link_count;
 
@@ -971,6 +1042,32 @@ struct bench {
 	uint64_t last_delivery_ns;
 	uint64_t bench_cpu_us;
 };
+
+/* Returns how many workers report message done for a message to group. */
+static int bench_group_links(const struct bench *b, int group)
+{
+	return b->plan.groups == 1 ? b->active_links : b->group_links[group];
+}
+
+/* Returns how many receivers a message to group must reach. */
+static uint64_t bench_group_receivers(const struct bench *b, int group)
+{
+	return b->plan.groups == 1 ? b->res.receivers : (uint64_t)b->plan.group_size[group];
+}
+
+/* Returns the deliveries the stored messages make when none is lost. */
+static uint64_t bench_expected(const struct bench *b)
+{
+	uint64_t n = 0;
+
+	if (b->plan.groups == 1)
+		return b->stored * b->res.receivers;
+	for (int k = 0; k < b->next_msg; k++) {
+		if (b->msgs[k].state == MSG_STORED)
+			n += bench_group_receivers(b, plan_msg_group(&b->plan, (uint64_t)k));
+	}
+	return n;
+}
 
 /* Reads utime + stime of pid in microseconds from /proc/PID/stat. */
 static int proc_cpu_us(pid_t pid, uint64_t *out)
@@ -1178,6 +1275,22 @@ static int bench_wait_links(struct bench *b, int want_done, int timeout_sec)
 	}
 }
 
+/* Counts the workers that host members of each group, when there are
+ * several: worker i logs in users i * per up to (i + 1) * per - 1. */
+static int bench_count_group_links(struct bench *b, int per)
+{
+	if (b->plan.groups == 1)
+		return 0;
+	b->group_links = calloc((size_t)b->plan.groups, sizeof(int));
+	if (!b->group_links)
+		return -ENOMEM;
+	for (int u = 0; u < b->opt.users; u++) {
+		if (u % per == 0 || b->plan.member_group[u] != b->plan.member_group[u - 1])
+			b->group_links[b->plan.member_group[u]]++;
+	}
+	return 0;
+}
+
 static int bench_fork_workers(struct bench *b)
 {
 	int per = (b->opt.users + b->opt.workers - 1) / b->opt.workers;
@@ -1199,7 +1312,7 @@ static int bench_fork_workers(struct bench *b)
 			struct worker w = {
 				.opt = &b->opt, .gw_addrs = b->gw_addrs,
 				.gw_addr_lens = b->gw_addr_lens, .tokens = b->tokens,
-				.session_id = b->session_id, .index = i,
+				.plan = &b->plan, .index = i,
 				.ctl_fd = sv[1], .epfd = -1, .first_user = i * per,
 				.count = b->opt.users - i * per < per ?
 					 b->opt.users - i * per : per,
@@ -1215,12 +1328,62 @@ static int bench_fork_workers(struct bench *b)
 		l->fd = sv[0];
 		b->link_count++;
 	}
-	return 0;
+	return bench_count_group_links(b, per);
 }
 
 /* ---- parent: setup through the admin API ---- */
 
-static int bench_create_session(struct bench *b)
+/*
+ * Sizes group k (1-based rank) at users * k^-s / H(groups, s), at least 2,
+ * as bench-peer does, so the sizes follow Zipf's law and add up to about
+ * --users. The same --seed picks the same group for each message as in
+ * bench-peer, because both draw with srand() and rand() of the C library.
+ */
+static int plan_build(struct group_plan *p, const struct bench_options *o)
+{
+	double h = 0;
+	int m = 0;
+
+	p->groups = o->groups;
+	p->group_size = calloc((size_t)o->groups, sizeof(int));
+	p->session_ids = calloc((size_t)o->groups, sizeof(uint64_t));
+	if (!p->group_size || !p->session_ids)
+		return -ENOMEM;
+	if (o->groups == 1) {
+		p->group_size[0] = o->users;
+		return 0;
+	}
+	for (int k = 1; k <= o->groups; k++)
+		h += pow(k, -o->zipf_s);
+	for (int k = 0; k < o->groups; k++) {
+		int size = (int)lround(o->users * pow(k + 1, -o->zipf_s) / h);
+
+		p->group_size[k] = size < 2 ? 2 : size;
+		m += p->group_size[k];
+	}
+	p->member_group = calloc((size_t)m, sizeof(int));
+	p->msg_group = calloc((size_t)o->messages, sizeof(int));
+	if (!p->member_group || !p->msg_group)
+		return -ENOMEM;
+	for (int k = 0, i = 0; k < o->groups; k++)
+		for (int j = 0; j < p->group_size[k]; j++)
+			p->member_group[i++] = k;
+	srand(o->seed);
+	for (int i = 0; i < o->messages; i++)
+		p->msg_group[i] = rand() % o->groups;
+	return m;
+}
+
+static void plan_free(struct group_plan *p)
+{
+	free(p->group_size);
+	free(p->member_group);
+	free(p->msg_group);
+	free(p->session_ids);
+}
+
+/* Creates the session of group g with its members. */
+static int bench_create_session(struct bench *b, int g)
 {
 	json_t *members = json_array(), *body, *id;
 	struct admin_reply reply;
@@ -1228,6 +1391,8 @@ static int bench_create_session(struct bench *b)
 	int err;
 
 	for (int i = 0; i < b->opt.users; i++) {
+		if (plan_user_group(&b->plan, i) != g)
+			continue;
 		user_name(&b->opt, i, user, sizeof(user));
 		json_array_append_new(members, json_string(user));
 	}
@@ -1235,7 +1400,10 @@ static int bench_create_session(struct bench *b)
 		snprintf(user, sizeof(user), "%spub", b->opt.prefix);
 		json_array_append_new(members, json_string(user));
 	}
-	snprintf(name, sizeof(name), "%sbench", b->opt.prefix);
+	if (b->plan.groups == 1)
+		snprintf(name, sizeof(name), "%sbench", b->opt.prefix);
+	else
+		snprintf(name, sizeof(name), "%sbench-g%d", b->opt.prefix, g);
 	body = json_pack("{s:s, s:s, s:o}", "kind", "group", "name", name,
 			 "members", members);
 	err = admin_call(b->ac, EVHTTP_REQ_POST, "/v1/sessions", body, &reply);
@@ -1252,9 +1420,18 @@ static int bench_create_session(struct bench *b)
 		admin_reply_free(&reply);
 		return -EPROTO;
 	}
-	b->session_id = (uint64_t)json_integer_value(id);
+	b->plan.session_ids[g] = (uint64_t)json_integer_value(id);
 	admin_reply_free(&reply);
 	return 0;
+}
+
+static int bench_create_sessions(struct bench *b)
+{
+	int err = 0;
+
+	for (int g = 0; g < b->plan.groups && err == 0; g++)
+		err = bench_create_session(b, g);
+	return err;
 }
 
 static int bench_mint_one(struct bench *b, const char *user, char **out)
@@ -1302,7 +1479,7 @@ static int bench_mint_tokens(struct bench *b)
 
 /* Returns 1 when the super state of the session matches want, 0 when not
  * yet, or a negative errno. */
-static int bench_super_state(struct bench *b, const char *want,
+static int bench_super_state(struct bench *b, uint64_t session_id, const char *want,
 			     enum evhttp_cmd_type method, const char *action)
 {
 	struct admin_reply reply;
@@ -1311,7 +1488,7 @@ static int bench_super_state(struct bench *b, const char *want,
 	const char *type;
 	int err, converged;
 
-	snprintf(path, sizeof(path), "/v1/sessions/%" PRIu64 "/super", b->session_id);
+	snprintf(path, sizeof(path), "/v1/sessions/%" PRIu64 "/super", session_id);
 	if (action)
 		body = json_pack("{s:s}", "action", action);
 	err = admin_call(b->ac, method, path, body, &reply);
@@ -1337,29 +1514,45 @@ static int bench_super_state(struct bench *b, const char *want,
  * every gateway has acknowledged, so the measured messages all go out in the
  * pinned mode and none carries the transition.
  */
-static int bench_pin(struct bench *b)
+static int bench_pin_one(struct bench *b, uint64_t session_id)
 {
 	int super = strcmp(b->opt.pin, "super") == 0;
 	const char *want = super ? "super" : "normal";
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
 	int rc;
 
-	rc = bench_super_state(b, want, EVHTTP_REQ_POST, super ? "upgrade" : "demote");
+	rc = bench_super_state(b, session_id, want, EVHTTP_REQ_POST,
+			       super ? "upgrade" : "demote");
 	while (rc == 0) {
 		if (now_ns(CLOCK_MONOTONIC) - start > BENCH_CONVERGE_SEC * NSEC_PER_SEC) {
 			fprintf(stderr, "imgw-bench: session %" PRIu64 " not %s and converged after %d s\n",
-				b->session_id, want, BENCH_CONVERGE_SEC);
+				session_id, want, BENCH_CONVERGE_SEC);
 			return -ETIMEDOUT;
 		}
 		usleep(50000);
-		rc = bench_super_state(b, want, EVHTTP_REQ_GET, NULL);
+		rc = bench_super_state(b, session_id, want, EVHTTP_REQ_GET, NULL);
 	}
 	if (rc < 0)
 		return rc;
-	fprintf(stderr, "imgw-bench: session %" PRIu64 " pinned %s, converged in %.2f s\n",
-		b->session_id, want,
-		(double)(now_ns(CLOCK_MONOTONIC) - start) / NSEC_PER_SEC);
+	if (b->plan.groups == 1)
+		fprintf(stderr, "imgw-bench: session %" PRIu64 " pinned %s, converged in %.2f s\n",
+			session_id, want,
+			(double)(now_ns(CLOCK_MONOTONIC) - start) / NSEC_PER_SEC);
 	return 0;
+}
+
+static int bench_pin(struct bench *b)
+{
+	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	int err = 0;
+
+	for (int g = 0; g < b->plan.groups && err == 0; g++)
+		err = bench_pin_one(b, b->plan.session_ids[g]);
+	if (err == 0 && b->plan.groups > 1)
+		fprintf(stderr, "imgw-bench: %d sessions pinned %s, converged in %.2f s\n",
+			b->plan.groups, b->opt.pin,
+			(double)(now_ns(CLOCK_MONOTONIC) - start) / NSEC_PER_SEC);
+	return err;
 }
 
 /* ---- parent: publishing ---- */
@@ -1406,7 +1599,7 @@ static void bench_delivered(struct bench *b, uint32_t index)
 	m = &b->msgs[index];
 	m->done_links++;
 	if (b->opt.window_delivered && m->state == MSG_STORED &&
-	    m->done_links >= b->active_links)
+	    m->done_links >= bench_group_links(b, plan_msg_group(&b->plan, index)))
 		bench_release(b, m);
 }
 
@@ -1427,7 +1620,8 @@ static void bench_settle(struct bench *b, int index, uint64_t seq, int ok)
 		if (b->failed++ < 5)
 			fprintf(stderr, "imgw-bench: publishing message %d failed\n", index);
 	}
-	if (!ok || !b->opt.window_delivered || m->done_links >= b->active_links)
+	if (!ok || !b->opt.window_delivered ||
+	    m->done_links >= bench_group_links(b, plan_msg_group(&b->plan, (uint64_t)index)))
 		bench_release(b, m);
 }
 
@@ -1463,7 +1657,8 @@ static int admin_publish(struct bench *b, int index, const char *payload)
 		s = b->slots[i].busy ? NULL : &b->slots[i];
 	if (!s)
 		return -EBUSY;
-	snprintf(path, sizeof(path), "/v1/sessions/%" PRIu64 "/messages", b->session_id);
+	snprintf(path, sizeof(path), "/v1/sessions/%" PRIu64 "/messages",
+		 b->plan.session_ids[plan_msg_group(&b->plan, (uint64_t)index)]);
 	snprintf(cmid, sizeof(cmid), "bench-%d", index);
 	body = json_pack("{s:s, s:s}", "payload", payload, "client_msg_id", cmid);
 	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -1490,7 +1685,7 @@ static int client_publish(struct bench *b, int index, const char *payload)
 	char cmid[48];
 
 	snprintf(cmid, sizeof(cmid), "bench-%d", index);
-	req.session_id = b->session_id;
+	req.session_id = b->plan.session_ids[0];        /* one group only */
 	req.client_msg_id = cmid;
 	req.payload.data = (uint8_t *)payload;
 	req.payload.len = strlen(payload);
@@ -1768,7 +1963,7 @@ static int bench_merge(struct bench *b)
 		}
 		if (last > b->last_delivery_ns)
 			b->last_delivery_ns = last;
-		if (count < b->res.receivers) {
+		if (count < bench_group_receivers(b, plan_msg_group(&b->plan, k))) {
 			b->incomplete_msgs++;
 			continue;
 		}
@@ -1840,9 +2035,9 @@ static void bench_print(const struct bench *b, const struct figures *f)
 {
 	const struct ctl_result *r = &b->res;
 
-	printf("imgw-bench%s%s: %d members over %d gateways, %d workers, pin %s, %s\n",
+	printf("imgw-bench%s%s: %d members in %d sessions over %d gateways, %d workers, pin %s, %s\n",
 	       b->opt.label ? " " : "", b->opt.label ? b->opt.label : "",
-	       b->opt.users, b->opt.gateway_count, b->link_count,
+	       b->opt.users, b->plan.groups, b->opt.gateway_count, b->link_count,
 	       b->opt.pin ? b->opt.pin : "none (rules)",
 	       b->opt.via == PUBLISH_ADMIN ? "published through the admin API"
 					  : "published as a client SEND");
@@ -1853,7 +2048,7 @@ static void bench_print(const struct bench *b, const struct figures *f)
 	       ", %.1f msg/s over %.2f s\n", b->next_msg, b->stored, b->failed,
 	       f->msgs_per_s, f->publish_s);
 	printf("  deliveries            %10" PRIu64 "   of %" PRIu64 " expected, %.0f/s over %.2f s\n",
-	       r->unique, b->stored * r->receivers, f->deliveries_per_s, f->delivery_s);
+	       r->unique, bench_expected(b), f->deliveries_per_s, f->delivery_s);
 	printf("  missing %" PRIu64 ", duplicates %" PRIu64 ", out of order %" PRIu64
 	       ", unknown pushes %" PRIu64 ", messages some member lacks %" PRIu64 "\n",
 	       r->missing, r->duplicates, r->reordered, r->unknown, b->incomplete_msgs);
@@ -1899,7 +2094,7 @@ static int bench_write_csv(const struct bench *b, const struct figures *f)
 		b->opt.via == PUBLISH_ADMIN ? "admin" : "client", b->opt.users,
 		b->opt.gateway_count, b->link_count, b->opt.rate, b->opt.in_flight,
 		b->opt.payload_size, b->next_msg, b->stored, b->failed, r->receivers,
-		r->unique, b->stored * r->receivers, r->missing, r->duplicates,
+		r->unique, bench_expected(b), r->missing, r->duplicates,
 		r->reordered, r->disconnects, f->publish_s, f->delivery_s,
 		f->msgs_per_s, f->deliveries_per_s, f->biz_cpu_us,
 		per(f->biz_cpu_us, b->stored), f->gw_cpu_us,
@@ -1949,7 +2144,7 @@ static int bench_write_json(const struct bench *b, const struct figures *f)
 		"published", b->next_msg, "stored", (json_int_t)b->stored,
 		"failed", (json_int_t)b->failed, "receivers", (json_int_t)r->receivers,
 		"deliveries", (json_int_t)r->unique,
-		"expected", (json_int_t)(b->stored * r->receivers),
+		"expected", (json_int_t)bench_expected(b),
 		"missing", (json_int_t)r->missing, "duplicates", (json_int_t)r->duplicates,
 		"reordered", (json_int_t)r->reordered,
 		"disconnects", (json_int_t)r->disconnects,
@@ -2022,6 +2217,10 @@ static void usage(FILE *out)
 		"  --admin URL            bizsvr admin API (default $IMGW_ADMIN or %s)\n"
 		"  --secret SECRET        mint tokens locally with the daemon's secret (default: $IMGW_SECRET, else POST /v1/tokens)\n"
 		"  --users N              members of the session, one connection each (default 1000)\n"
+		"  --groups N             sessions; above 1, their sizes follow Zipf's law, add up to about\n"
+		"                         --users and each member is in one (default 1)\n"
+		"  --zipf S               Zipf exponent of the session sizes (default 1.0)\n"
+		"  --seed N               seed of the session each message goes to (default 1)\n"
 		"  --workers N            receiving processes (default: one per %d members)\n"
 		"  --messages N           messages to publish (default 1000)\n"
 		"  --rate MSG/S           fixed publish rate; 0 publishes as fast as --in-flight allows (default 0)\n"
@@ -2120,6 +2319,16 @@ static int parse_one(struct bench_options *o, int c, const char *name)
 	case 'u': err = parse_long(name, optarg, 1, 1000000, &v); o->users = (int)v; break;
 	case 'w': err = parse_long(name, optarg, 1, 64, &v); o->workers = (int)v; break;
 	case 'm': err = parse_long(name, optarg, 1, 10000000, &v); o->messages = (int)v; break;
+	case 'N': err = parse_long(name, optarg, 1, 100000, &v); o->groups = (int)v; break;
+	case 'S': err = parse_long(name, optarg, 0, INT32_MAX, &v); o->seed = (unsigned int)v; break;
+	case 'Z':
+		o->zipf_s = strtod(optarg, NULL);
+		if (o->zipf_s <= 0 || o->zipf_s > 10) {
+			fprintf(stderr, "imgw-bench: invalid --zipf '%s': expected an exponent above 0, up to 10\n",
+				optarg);
+			return -EINVAL;
+		}
+		break;
 	case 'i':
 		err = parse_long(name, optarg, 1, BENCH_MAX_IN_FLIGHT, &v);
 		o->in_flight = (int)v;
@@ -2151,6 +2360,9 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
 		{ "users", required_argument, NULL, 'u' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "messages", required_argument, NULL, 'm' },
+		{ "groups", required_argument, NULL, 'N' },
+		{ "zipf", required_argument, NULL, 'Z' },
+		{ "seed", required_argument, NULL, 'S' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "in-flight", required_argument, NULL, 'i' },
 		{ "payload-size", required_argument, NULL, 'z' },
@@ -2260,8 +2472,22 @@ static int bench_check_options(struct bench *b)
 {
 	struct bench_options *o = &b->opt;
 
+	int members;
+
 	if (o->gateway_count == 0)
 		o->gateways[o->gateway_count++] = "127.0.0.1:7070";
+	if (o->groups > 1 && o->via == PUBLISH_CLIENT) {
+		fprintf(stderr, "imgw-bench: --publish client needs --groups 1: the publishing member is in one session\n");
+		return -EINVAL;
+	}
+	members = plan_build(&b->plan, o);
+	if (members < 0) {
+		fprintf(stderr, "imgw-bench: planning %d groups failed: %s\n", o->groups,
+			strerror(-members));
+		return members;
+	}
+	if (o->groups > 1)
+		o->users = members;
 	if (!o->workers)
 		o->workers = (o->users + BENCH_FDS_PER_WORKER - 1) / BENCH_FDS_PER_WORKER;
 	if (o->workers > o->users)
@@ -2287,12 +2513,16 @@ static int bench_setup(struct bench *b)
 	b->ac = b->base ? admin_client_new(b->base, b->opt.admin, 30) : NULL;
 	if (!b->ac)
 		return -ENOMEM;
-	err = bench_create_session(b);
+	err = bench_create_sessions(b);
 	if (err == 0)
 		err = bench_mint_tokens(b);
-	if (err == 0)
+	if (err == 0 && b->plan.groups == 1)
 		fprintf(stderr, "imgw-bench: session %" PRIu64 " with %d members; starting %d workers\n",
-			b->session_id, b->opt.users, b->opt.workers);
+			b->plan.session_ids[0], b->opt.users, b->opt.workers);
+	else if (err == 0)
+		fprintf(stderr, "imgw-bench: %d sessions of %d to %d members, %d members in all; starting %d workers\n",
+			b->plan.groups, b->plan.group_size[b->plan.groups - 1],
+			b->plan.group_size[0], b->opt.users, b->opt.workers);
 	if (err == 0)
 		err = bench_fork_workers(b);
 	return err;
@@ -2325,10 +2555,17 @@ static int bench_stop_workers(struct bench *b)
 		.acked = b->stored, .idle_ms = BENCH_DRAIN_IDLE_SEC * 1000,
 		.max_ms = BENCH_DRAIN_MAX_SEC * 1000,
 	};
-	int err = 0;
+	size_t tail = (size_t)b->plan.groups * sizeof(uint64_t);
+	uint64_t *acked = calloc((size_t)b->plan.groups, sizeof(uint64_t));
+	int err = acked ? 0 : -ENOMEM;
 
+	for (int k = 0; acked && k < b->next_msg; k++) {
+		if (b->msgs[k].state == MSG_STORED)
+			acked[plan_msg_group(&b->plan, (uint64_t)k)]++;
+	}
 	for (int i = 0; i < b->link_count && err == 0; i++)
-		err = ctl_send(b->links[i].fd, CTL_STOP, &stop, sizeof(stop), NULL, 0);
+		err = ctl_send(b->links[i].fd, CTL_STOP, &stop, sizeof(stop), acked, tail);
+	free(acked);
 	if (err == 0)
 		err = bench_wait_links(b, 1, BENCH_DRAIN_MAX_SEC + 30);
 	if (err < 0)
@@ -2388,6 +2625,8 @@ static void bench_free(struct bench *b)
 	free(b->link_evs);
 	free(b->msgs);
 	free(b->last_member_ns);
+	free(b->group_links);
+	plan_free(&b->plan);
 	if (b->pub_bev)
 		bufferevent_free(b->pub_bev);
 	if (b->tick_ev)
@@ -2433,7 +2672,7 @@ int main(int argc, char **argv)
 
 	b.opt = (struct bench_options){
 		.users = 1000, .messages = 1000, .in_flight = 8, .payload_size = 128,
-		.via = PUBLISH_ADMIN,
+		.via = PUBLISH_ADMIN, .groups = 1, .zipf_s = 1.0, .seed = 1,
 	};
 	b.opt.admin = getenv("IMGW_ADMIN");
 	if (!b.opt.admin || !b.opt.admin[0])
@@ -2448,8 +2687,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (bench_check_options(&b) < 0)
+	if (bench_check_options(&b) < 0) {
+		plan_free(&b.plan);
 		return 2;
+	}
 	if (bench_run(&b) == 0)
 		rc = bench_report(&b);
 	bench_free(&b);
