@@ -91,25 +91,55 @@ void harness_fail(const char *file, int line, const char *fmt, ...)
 	abort();        /* _fail() jumps back into cmocka */
 }
 
-/*
- * XXX: Another process may take the port between close() here and the
- * daemon's bind; the start then fails with the bind error in the daemon log.
- */
-static uint16_t free_port(void)
+/* Returns whether port is free on 127.0.0.1 right now. */
+static int port_is_free(uint16_t port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int ok;
 
 	H_CHECK(fd >= 0, "socket() for a free port failed: %s",
 		strerror(errno));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	H_CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
-		"bind(127.0.0.1:0) failed: %s", strerror(errno));
-	H_CHECK(getsockname(fd, (struct sockaddr *)&sa, &len) == 0,
-		"getsockname failed: %s", strerror(errno));
+	sa.sin_port = htons(port);
+	ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	close(fd);
-	return ntohs(sa.sin_port);
+	return ok;
+}
+
+/*
+ * Picks a free loopback port in 20000-32767, below Linux's default
+ * ephemeral range (32768-60999): a port from bind(0) is one that any
+ * outgoing connection on the machine may take before the daemon binds it,
+ * and that happened under load. Ports handed out once are not reused by
+ * this process.
+ * XXX: Another process may still take the port between the check and the
+ * daemon's bind; the start then fails with the bind error in the daemon log.
+ */
+static uint16_t free_port(void)
+{
+	static uint16_t given[512];
+	static size_t n_given;
+	static int seeded;
+
+	if (!seeded) {
+		srandom((unsigned int)getpid() ^ (unsigned int)time(NULL));
+		seeded = 1;
+	}
+	for (int tries = 0; tries < 2000; tries++) {
+		uint16_t port = (uint16_t)(20000 + random() % 12768);
+		size_t i;
+
+		for (i = 0; i < n_given && given[i] != port; i++)
+			;
+		if (i < n_given || !port_is_free(port))
+			continue;
+		if (n_given < sizeof(given) / sizeof(given[0]))
+			given[n_given++] = port;
+		return port;
+	}
+	H_CHECK(0, "no free loopback port in 20000-32767 after 2000 tries");
+	return 0;
 }
 
 static void random_hex(char *out, size_t bytes)
