@@ -33,7 +33,7 @@ struct fanout_node {
 	UT_hash_handle hh;
 };
 
-/* What one gateway gets for one message. */
+/* The plan for one gateway and one message. */
 struct fanout_plan {
 	struct link *link;
 	struct super_plan plan;
