@@ -160,7 +160,7 @@ static int auth_list_sessions(struct bizsvr *bz, struct link *l,
 {
 	int err;
 
-	/* One row more than listed tells whether the list was cut. */
+	/* One row more than listed shows whether the list was cut. */
 	err = store_user_sessions_recent(bz->store, user,
 					 AUTH_MAX_SESSIONS + 1, &r->rows,
 					 &r->n_rows);
@@ -247,7 +247,7 @@ void auth_handle(struct bizsvr *bz, struct link *l, uint32_t request_id,
 	if (!a) {
 		Imgw__Auth empty = IMGW__AUTH__INIT;
 
-		/* The gateway matches the answer by the frame's request id. */
+		/* The gateway matches the reply by the frame's request id. */
 		pr_warn("auth: undecodable AUTH body or a NUL in a string (%zu bytes) from node %s",
 			len, link_node_id(l));
 		auth_reject(bz, l, request_id, &empty,

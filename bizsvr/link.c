@@ -414,7 +414,7 @@ static int link_handle_register(struct link *l, uint32_t request_id,
 	err = link_send(l, OP_REGISTER_RESULT, request_id, &res.base);
 	if (err < 0)
 		return err;
-	/* The new registration holds no acknowledged transition. */
+	/* The new registration has no acknowledged transition. */
 	if (bz->super)
 		superwire_node_resend(bz->super, l->super_node);
 	return 0;

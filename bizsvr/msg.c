@@ -143,7 +143,7 @@ static size_t msg_fill_targets(const struct fanout_node *fn,
 }
 
 /*
- * Sends one DELIVER of a session to l as plan says, with the devices of fn
+ * Sends one DELIVER of a session to l as the plan gives, with the devices of fn
  * unless the plan is SUPER. A NORMAL plan without devices sends nothing.
  * push may be empty: a transition without a message.
  */
@@ -625,7 +625,7 @@ static int msg_sync_reply(struct bizsvr *bz, struct link *l,
 	size_t n = 0;
 	int err;
 
-	/* One row past the limit tells whether there are more. */
+	/* One row past the limit shows whether there are more. */
 	err = store_messages_range(bz->store, s->id, from, limit + 1, &msgs,
 				   &n);
 	if (err < 0)

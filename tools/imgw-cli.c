@@ -66,7 +66,7 @@ struct cli {
 	int stdin_eof;                  /* every stdin line is handled */
 	int exit_code;
 	int connected;
-	int closing;                    /* a KICK or ERROR said why the gateway closes */
+	int closing;                    /* the reason a KICK or ERROR gave for the close */
 	uint64_t open_session;
 	char dm_user[TOKEN_MAX_USER_LEN + 1];   /* /dm target before its session is known */
 	uint32_t dm_request_id;         /* first SEND to dm_user without a result */
@@ -356,7 +356,7 @@ static void cli_open_session(struct cli *cli, uint64_t id)
 	printf("open: session %" PRIu64 "\n", id);
 }
 
-/* Opens the session that a /open checked, or says why it cannot be opened. */
+/* Opens the session that a /open checked, or prints why it cannot be opened. */
 static void cli_open_checked(struct cli *cli, const Imgw__SyncResult *res)
 {
 	uint64_t id = cli->open_check_session;
@@ -537,7 +537,7 @@ static void cli_event_cb(struct bufferevent *bev, short what, void *arg)
 			cli_quit(cli, 1);
 		return;
 	}
-	/* After a KICK or ERROR frame, that frame's message says why. */
+	/* After a KICK or ERROR frame, that frame's message gives the reason. */
 	if (cli->closing)
 		fflush(stdout);
 	else if (!cli->connected)

@@ -38,14 +38,14 @@ void client_login_unavailable(struct conn *c);
 /* Queues the client frame a REPLY carries on its connection, if it lives. */
 void client_on_reply(struct gateway *gw, const Imgw__Reply *reply);
 
-/* Answers a SEND or SYNC of c with ERROR_UNAVAILABLE and reason.
+/* Replies to a SEND or SYNC of c with ERROR_UNAVAILABLE and reason.
  * client_msg_id is NULL for SYNC. */
 void client_send_unavailable(struct conn *c, unsigned int op,
 			     uint32_t request_id, uint64_t session_id,
 			     const char *client_msg_id, const char *reason);
 
 /* Closes c, after its output drains, when the peer half-closed and every
- * request of c is answered. */
+ * request of c has its reply. */
 void client_close_if_done(struct conn *c);
 
 /* Kicks the device a KICK_DEVICE names, if its conn id matches. */

@@ -33,7 +33,7 @@ struct sess_cache_entry;
 struct upstream_request;
 struct ws;
 
-/* One super-session cache that holds a connection; see sess_cache.h. */
+/* One super-session cache that contains a connection (see sess_cache.h). */
 struct conn_cache_ref {
 	struct sess_cache_entry *entry;
 	uint32_t index;         /* in entry->members */
@@ -65,7 +65,7 @@ struct conn {
 	struct event *close_timer;
 	/* Closes the connection at once when the output drains. */
 	unsigned close_on_drain : 1;
-	/* The peer half-closed: close once its requests are answered. */
+	/* The peer half-closed: close once its requests have replies. */
 	unsigned peer_eof : 1;
 	unsigned in_device_index : 1;
 	/* The socket is in the kernel path's sockhash (kmirror.c). */
@@ -76,7 +76,7 @@ struct conn {
 	 * the output until it drains. */
 	unsigned write_armed : 1;
 	TAILQ_ENTRY(conn) flush_link;
-	/* SEND and SYNC requests forwarded upstream and not yet answered. */
+	/* SEND and SYNC requests forwarded upstream and still without a reply. */
 	struct upstream_request *requests;
 	uint32_t n_requests;
 	/* Super-session caches holding this connection, in no order. */

@@ -112,8 +112,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 
 /*
  * Stops reading after the peer's EOF. A half-closed peer may still read, so
- * a LOGIN or requests in flight are answered first; the close timer frees
- * the connection should the answers not come.
+ * a LOGIN or requests in flight get their replies first, and the close timer
+ * frees the connection if the replies do not come.
  */
 static void conn_peer_eof(struct conn *c)
 {

@@ -50,7 +50,7 @@ void sg_check_pushes(struct sgroup *g, struct tclient *t, uint64_t from_seq,
 		     uint64_t to_seq);
 /*
  * Syncs the session from from_seq to its end on t and checks that the
- * result holds every logged message from from_seq on exactly once, in
+ * result contains every logged message from from_seq on exactly once, in
  * order, with its payload.
  */
 void sg_check_sync(struct sgroup *g, struct tclient *t, uint64_t from_seq);
@@ -80,7 +80,7 @@ void gw_cache_check(struct harness *h, int gw, uint64_t sid,
 		    const uint64_t *conns, size_t n, long long epoch);
 /* Waits until gateway gw's cache of sid contains n connections. */
 void gw_cache_wait_count(struct harness *h, int gw, uint64_t sid, size_t n);
-/* Waits until gateway gw holds no cache for sid. */
+/* Waits until gateway gw has no cache for sid. */
 void gw_cache_wait_gone(struct harness *h, int gw, uint64_t sid);
 /* Turns gateway gw's drop_super_acks fault on or off at run time. */
 void gw_drop_acks(struct harness *h, int gw, int on);

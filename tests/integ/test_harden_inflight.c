@@ -134,7 +134,7 @@ static void inflight_capped_per_conn(void **state)
 		snprintf(msg_id, sizeof(msg_id), "cap-%d", i);
 		ids[i] = send_request(t, sid, msg_id);
 	}
-	/* The one over the cap is answered while the daemon is stopped. */
+	/* The one over the cap gets its reply while the daemon is stopped. */
 	res = wait_send_result(t, ids[MAX_IN_FLIGHT]);
 	H_CHECK(res->code == IMGW__ERROR_CODE__ERROR_UNAVAILABLE,
 		"SEND over the in-flight cap: code %d, expected ERROR_UNAVAILABLE",
@@ -151,7 +151,7 @@ static void inflight_capped_per_conn(void **state)
 			i, res->code);
 		imgw__send_result__free_unpacked(res, NULL);
 	}
-	/* Answered requests leave the table: the next one goes through. */
+	/* Requests with a reply leave the table, so the next one goes through. */
 	res = wait_send_result(t, send_request(t, sid, "after"));
 	H_CHECK(res->code == IMGW__ERROR_CODE__ERROR_NONE,
 		"SEND after the answers: code %d, expected ERROR_NONE",

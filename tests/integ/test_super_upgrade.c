@@ -5,7 +5,7 @@
  * rule while four senders keep sending. Every online device gets every
  * message once and in seq order before, during and after the upgrade; the
  * daemon reports the session super and converged; each gateway's cache
- * holds exactly its online member connections; later messages go out as
+ * contains exactly its online member connections; later messages go out as
  * broadcasts without device lists; members who log in later find the
  * session marked SUPER in their login result, sync everything and get the next broadcasts.
  */

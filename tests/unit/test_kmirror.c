@@ -152,7 +152,7 @@ static uint64_t socket_cookie(int fd)
 	return cookie;
 }
 
-/* imgw_socks holds exactly the in_kpath connections, with their sockets. */
+/* imgw_socks contains exactly the in_kpath connections, with their sockets. */
 static void check_socks(struct fixture *f, int step)
 {
 	int fd = bpf_map__fd(f->skel->maps.imgw_socks);
@@ -183,7 +183,7 @@ static void check_socks(struct fixture *f, int step)
 	assert_int_equal(f->km->stats.sockets, expected);
 }
 
-/* imgw_members holds exactly the (session, connection) pairs of the caches. */
+/* imgw_members contains exactly the (session, connection) pairs of the caches. */
 static void check_members(struct fixture *f, int step)
 {
 	int fd = bpf_map__fd(f->skel->maps.imgw_members);

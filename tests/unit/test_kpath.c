@@ -490,7 +490,7 @@ static void test_kpath_missing_member(void **state)
 	assert_int_equal(st.deliveries, 40);
 }
 
-/* Reads every client until it holds want bytes; returns the elapsed ms. */
+/* Reads every client until it has want bytes. Returns the elapsed ms. */
 static double read_all(struct fixture *f, size_t want, double t0)
 {
 	char tmp[65536];

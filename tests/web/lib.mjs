@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Test helpers: a bizsvr and a gateway on random loopback ports in a temp
 // directory, the admin calls the tests use, and imgw clients over the npm
-// ws package and over plain TCP that match answers to requests.
+// ws package and over plain TCP that match replies to requests.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,7 +22,7 @@ const buildDir = process.env.IMGW_BUILD || path.join(repoRoot, 'build');
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Below Linux's default ephemeral range (32768-60999), so no outgoing
-// connection holds the port.
+// connection takes the port.
 function randomPort() {
 	return 20000 + Math.floor(Math.random() * 12000);
 }
@@ -150,7 +150,7 @@ async function startStackOnce({ gwArgs = [], bizArgs = [] }) {
 	return stack;
 }
 
-// Frame bookkeeping shared by both transports: answers by request id,
+// Frame bookkeeping shared by both transports: replies by request id,
 // pushes and kicks in arrival order.
 class FrameQueue {
 	constructor() {
