@@ -44,6 +44,7 @@
 #include <jansson.h>
 
 #include "admin_client.h"
+#include "benchstat.h"
 #include "client.h"
 #include "httputil.h"
 #include "imgw.pb-c.h"
@@ -71,21 +72,6 @@
 #define PAYLOAD_TAG "imgwbench:"
 #define PAYLOAD_TAG_LEN 10
 #define PAYLOAD_HEAD_LEN (PAYLOAD_TAG_LEN + 10 + 1 + 19)
-
-/*
- * Latency histogram in ns, log-linear: values below 2 * HIST_SUB are exact,
- * larger ones fall into HIST_SUB buckets per power of two, so a bucket's
- * midpoint is within 1/128 of any value in it.
- */
-#define HIST_SUB_BITS 6
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS (HIST_SUB * 60)
-
-struct hist {
-	uint64_t count[HIST_BUCKETS];
-	uint64_t n;
-	uint64_t max;
-};
 
 enum publish_via {
 	PUBLISH_ADMIN,
@@ -187,82 +173,10 @@ struct ctl_result {
 	uint64_t missing;
 	uint64_t disconnects;
 	uint64_t kicks;
-	struct hist lat;
+	struct benchstat_hist lat;
 };
 
 /* ---- shared helpers ---- */
-
-static uint64_t now_ns(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static unsigned int hist_index(uint64_t v)
-{
-	unsigned int msb, shift, idx;
-
-	if (v < 2 * HIST_SUB)
-		return (unsigned int)v;
-	msb = 63 - (unsigned int)__builtin_clzll(v);
-	shift = msb - HIST_SUB_BITS;
-	idx = (shift + 1) * HIST_SUB + (unsigned int)(v >> shift) - HIST_SUB;
-	return idx < HIST_BUCKETS ? idx : HIST_BUCKETS - 1;
-}
-
-/* Returns the midpoint of bucket idx. */
-static uint64_t hist_value(unsigned int idx)
-{
-	unsigned int shift;
-	uint64_t lo;
-
-	if (idx < 2 * HIST_SUB)
-		return idx;
-	shift = idx / HIST_SUB - 1;
-	lo = (uint64_t)(idx % HIST_SUB + HIST_SUB) << shift;
-	return lo + ((1ULL << shift) >> 1);
-}
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-	h->count[hist_index(v)]++;
-	h->n++;
-	if (v > h->max)
-		h->max = v;
-}
-
-static void hist_merge(struct hist *into, const struct hist *from)
-{
-	for (unsigned int i = 0; i < HIST_BUCKETS; i++)
-		into->count[i] += from->count[i];
-	into->n += from->n;
-	if (from->max > into->max)
-		into->max = from->max;
-}
-
-/* Returns the q quantile (nearest rank) in ms; 1.0 gives the exact max. */
-static double hist_quantile_ms(const struct hist *h, double q)
-{
-	uint64_t rank, seen = 0;
-
-	if (h->n == 0)
-		return 0;
-	if (q >= 1.0)
-		return (double)h->max / NSEC_PER_MSEC;
-	rank = (uint64_t)ceil(q * (double)h->n);
-	rank = rank ? rank : 1;
-	for (unsigned int i = 0; i < HIST_BUCKETS; i++) {
-		seen += h->count[i];
-		if (seen >= rank) {
-			uint64_t v = hist_value(i);
-
-			return (double)(v < h->max ? v : h->max) / NSEC_PER_MSEC;
-		}
-	}
-	return (double)h->max / NSEC_PER_MSEC;
-}
 
 static int write_all(int fd, const void *data, size_t len)
 {
@@ -390,7 +304,7 @@ static uint64_t rconn_expected(const struct worker *w, const struct rconn *c)
 static void worker_settle(struct worker *w)
 {
 	w->in_flight--;
-	w->last_progress_ns = now_ns(CLOCK_MONOTONIC);
+	w->last_progress_ns = benchstat_now_ns(CLOCK_MONOTONIC);
 }
 
 static void rconn_close(struct worker *w, struct rconn *c)
@@ -427,7 +341,7 @@ static int rconn_send_login(struct worker *w, struct rconn *c)
 		req.token = w->tokens[c->user];
 	} else {
 		err = token_mint(w->opt->secret, user,
-				 (int64_t)(now_ns(CLOCK_REALTIME) / NSEC_PER_SEC) +
+				 (int64_t)(benchstat_now_ns(CLOCK_REALTIME) / NSEC_PER_SEC) +
 				 BENCH_TOKEN_TTL, token, sizeof(token));
 		if (err < 0)
 			return err;
@@ -446,7 +360,7 @@ static int rconn_send_login(struct worker *w, struct rconn *c)
 	if (err == 0 && epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
 		err = -errno;
 	c->state = RCONN_LOGGING_IN;
-	c->last_tx_ns = now_ns(CLOCK_MONOTONIC);
+	c->last_tx_ns = benchstat_now_ns(CLOCK_MONOTONIC);
 	return err;
 }
 
@@ -623,7 +537,7 @@ static void on_push(struct worker *w, struct rconn *c, const uint8_t *body,
 		w->res.reordered++;
 	else
 		c->last_seq = seq;
-	hist_add(&w->res.lat, recv_ns > pub_ns ? recv_ns - pub_ns : 0);
+	benchstat_hist_add(&w->res.lat, recv_ns > pub_ns ? recv_ns - pub_ns : 0);
 	if (recv_ns > w->msg_last_ns[index])
 		w->msg_last_ns[index] = recv_ns;
 	w->msg_count[index]++;
@@ -711,7 +625,7 @@ static int rconn_read(struct worker *w, struct rconn *c)
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 		c->len += (size_t)n;
-		err = rconn_parse(w, c, now_ns(CLOCK_REALTIME));
+		err = rconn_parse(w, c, benchstat_now_ns(CLOCK_REALTIME));
 		if (err < 0 || c->fd < 0 || (size_t)n < room)
 			return err;
 	}
@@ -792,7 +706,7 @@ static int worker_read_stop(struct worker *w)
 	    read_all(w->ctl_fd, w->group_acked, tail) < 0)
 		return -EPROTO;
 	w->stopping = 1;
-	w->stop_idle_ns = now_ns(CLOCK_MONOTONIC);
+	w->stop_idle_ns = benchstat_now_ns(CLOCK_MONOTONIC);
 	w->stop_deadline_ns = w->stop_idle_ns + w->stop.max_ms * NSEC_PER_MSEC;
 	return 0;
 }
@@ -839,12 +753,12 @@ static void worker_maybe_ready(struct worker *w)
 static int worker_loop(struct worker *w)
 {
 	struct epoll_event evs[256], ctl = { .events = EPOLLIN, .data.ptr = NULL };
-	uint64_t next_second = now_ns(CLOCK_MONOTONIC) + NSEC_PER_SEC, mono;
+	uint64_t next_second = benchstat_now_ns(CLOCK_MONOTONIC) + NSEC_PER_SEC, mono;
 	int err = 0;
 
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->ctl_fd, &ctl) < 0)
 		return -errno;
-	w->last_progress_ns = now_ns(CLOCK_MONOTONIC);
+	w->last_progress_ns = benchstat_now_ns(CLOCK_MONOTONIC);
 	worker_start_connects(w);
 	for (;;) {
 		int n = epoll_wait(w->epfd, evs, 256, 100);
@@ -859,7 +773,7 @@ static int worker_loop(struct worker *w)
 			return err;
 		worker_start_connects(w);
 		worker_maybe_ready(w);
-		mono = now_ns(CLOCK_MONOTONIC);
+		mono = benchstat_now_ns(CLOCK_MONOTONIC);
 		if (mono >= next_second) {
 			next_second = mono + NSEC_PER_SEC;
 			err = worker_second(w, mono);
@@ -1069,64 +983,17 @@ static uint64_t bench_expected(const struct bench *b)
 	return n;
 }
 
-/* Reads utime + stime of pid in microseconds from /proc/PID/stat. */
-static int proc_cpu_us(pid_t pid, uint64_t *out)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = '\0';
-	/* The command name may hold spaces: fields count from the last ')'. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-			 &ut, &st) != 2)
-		return -EPROTO;
-	*out = (ut + st) * 1000000ULL / (uint64_t)sysconf(_SC_CLK_TCK);
-	return 0;
-}
-
-/* Reads VmHWM (peak resident set) of pid in kB from /proc/PID/status. */
-static int proc_hwm_kb(pid_t pid, uint64_t *out)
-{
-	char path[64], line[256];
-	unsigned long long kb;
-	int found = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (!found && fgets(line, sizeof(line), f))
-		found = sscanf(line, "VmHWM: %llu kB", &kb) == 1;
-	fclose(f);
-	if (!found)
-		return -EPROTO;
-	*out = kb;
-	return 0;
-}
-
 static void daemons_snapshot(struct bench *b, int end)
 {
 	for (int i = 0; i < b->daemon_count; i++) {
 		struct daemon_stat *d = &b->daemons[i];
 		uint64_t *slot = end ? &d->cpu_end_us : &d->cpu_start_us;
-		int err = proc_cpu_us(d->pid, slot);
+		int err = benchstat_proc_cpu_us(d->pid, slot);
 
 		if (err < 0)
 			fprintf(stderr, "imgw-bench: reading the CPU time of %s pid %d failed: %s\n",
 				d->role, (int)d->pid, strerror(-err));
-		if (end && proc_hwm_kb(d->pid, &d->hwm_kb) < 0)
+		if (end && benchstat_proc_hwm_kb(d->pid, &d->hwm_kb) < 0)
 			fprintf(stderr, "imgw-bench: reading VmHWM of %s pid %d failed\n",
 				d->role, (int)d->pid);
 	}
@@ -1244,7 +1111,7 @@ static void bench_print_progress(struct bench *b, const char *phase)
 static int bench_wait_links(struct bench *b, int want_done, int timeout_sec)
 {
 	struct pollfd pfd[64];
-	uint64_t start = now_ns(CLOCK_MONOTONIC), next = start + NSEC_PER_SEC;
+	uint64_t start = benchstat_now_ns(CLOCK_MONOTONIC), next = start + NSEC_PER_SEC;
 
 	for (;;) {
 		int pending = 0, n;
@@ -1257,7 +1124,7 @@ static int bench_wait_links(struct bench *b, int want_done, int timeout_sec)
 		}
 		if (!pending)
 			return 0;
-		if (now_ns(CLOCK_MONOTONIC) - start > (uint64_t)timeout_sec * NSEC_PER_SEC)
+		if (benchstat_now_ns(CLOCK_MONOTONIC) - start > (uint64_t)timeout_sec * NSEC_PER_SEC)
 			return -ETIMEDOUT;
 		n = poll(pfd, (nfds_t)b->link_count, 200);
 		for (int i = 0; i < b->link_count && n > 0; i++) {
@@ -1268,7 +1135,7 @@ static int bench_wait_links(struct bench *b, int want_done, int timeout_sec)
 			    link_read(b, &b->links[i]) < 0)
 				return -EPIPE;
 		}
-		if (now_ns(CLOCK_MONOTONIC) >= next) {
+		if (benchstat_now_ns(CLOCK_MONOTONIC) >= next) {
 			next += NSEC_PER_SEC;
 			bench_print_progress(b, want_done ? "draining" : "logging in");
 		}
@@ -1441,7 +1308,7 @@ static int bench_mint_one(struct bench *b, const char *user, char **out)
 
 	if (b->opt.secret) {
 		err = token_mint(b->opt.secret, user,
-				 (int64_t)(now_ns(CLOCK_REALTIME) / NSEC_PER_SEC) +
+				 (int64_t)(benchstat_now_ns(CLOCK_REALTIME) / NSEC_PER_SEC) +
 				 BENCH_TOKEN_TTL, token, sizeof(token));
 	} else {
 		err = admin_mint_token(b->ac, user, BENCH_TOKEN_TTL, token,
@@ -1518,13 +1385,13 @@ static int bench_pin_one(struct bench *b, uint64_t session_id)
 {
 	int super = strcmp(b->opt.pin, "super") == 0;
 	const char *want = super ? "super" : "normal";
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t start = benchstat_now_ns(CLOCK_MONOTONIC);
 	int rc;
 
 	rc = bench_super_state(b, session_id, want, EVHTTP_REQ_POST,
 			       super ? "upgrade" : "demote");
 	while (rc == 0) {
-		if (now_ns(CLOCK_MONOTONIC) - start > BENCH_CONVERGE_SEC * NSEC_PER_SEC) {
+		if (benchstat_now_ns(CLOCK_MONOTONIC) - start > BENCH_CONVERGE_SEC * NSEC_PER_SEC) {
 			fprintf(stderr, "imgw-bench: session %" PRIu64 " not %s and converged after %d s\n",
 				session_id, want, BENCH_CONVERGE_SEC);
 			return -ETIMEDOUT;
@@ -1537,13 +1404,13 @@ static int bench_pin_one(struct bench *b, uint64_t session_id)
 	if (b->plan.groups == 1)
 		fprintf(stderr, "imgw-bench: session %" PRIu64 " pinned %s, converged in %.2f s\n",
 			session_id, want,
-			(double)(now_ns(CLOCK_MONOTONIC) - start) / NSEC_PER_SEC);
+			(double)(benchstat_now_ns(CLOCK_MONOTONIC) - start) / NSEC_PER_SEC);
 	return 0;
 }
 
 static int bench_pin(struct bench *b)
 {
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t start = benchstat_now_ns(CLOCK_MONOTONIC);
 	int err = 0;
 
 	for (int g = 0; g < b->plan.groups && err == 0; g++)
@@ -1551,7 +1418,7 @@ static int bench_pin(struct bench *b)
 	if (err == 0 && b->plan.groups > 1)
 		fprintf(stderr, "imgw-bench: %d sessions pinned %s, converged in %.2f s\n",
 			b->plan.groups, b->opt.pin,
-			(double)(now_ns(CLOCK_MONOTONIC) - start) / NSEC_PER_SEC);
+			(double)(benchstat_now_ns(CLOCK_MONOTONIC) - start) / NSEC_PER_SEC);
 	return err;
 }
 
@@ -1580,7 +1447,7 @@ static void bench_release(struct bench *b, struct pub_msg *m)
 		return;
 	m->released = 1;
 	b->in_flight--;
-	b->last_release_mono = now_ns(CLOCK_MONOTONIC);
+	b->last_release_mono = benchstat_now_ns(CLOCK_MONOTONIC);
 	if (b->next_msg == b->opt.messages && b->in_flight == 0)
 		event_base_loopbreak(b->base);
 	else
@@ -1609,7 +1476,7 @@ static void bench_settle(struct bench *b, int index, uint64_t seq, int ok)
 
 	if (m->state != MSG_IN_FLIGHT)
 		return;
-	m->ack_ns = now_ns(CLOCK_REALTIME);
+	m->ack_ns = benchstat_now_ns(CLOCK_REALTIME);
 	b->last_ack_ns = m->ack_ns;
 	if (ok) {
 		m->state = MSG_STORED;
@@ -1701,7 +1568,7 @@ static int bench_publish_one(struct bench *b)
 	char *payload;
 	int err;
 
-	m->pub_ns = now_ns(CLOCK_REALTIME);
+	m->pub_ns = benchstat_now_ns(CLOCK_REALTIME);
 	if (index == 0)
 		b->start_ns = m->pub_ns;
 	payload = bench_fill_payload(b, index, m->pub_ns);
@@ -1722,7 +1589,7 @@ static int bench_publish_one(struct bench *b)
  * has come; at rate 0, as many as --in-flight allows. */
 static void bench_fill(struct bench *b)
 {
-	uint64_t elapsed = now_ns(CLOCK_MONOTONIC) - b->start_mono;
+	uint64_t elapsed = benchstat_now_ns(CLOCK_MONOTONIC) - b->start_mono;
 
 	while (b->next_msg < b->opt.messages && b->in_flight < b->opt.in_flight &&
 	       !b->interrupted) {
@@ -1740,7 +1607,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	/* With --window delivered a lost delivery would hold its place forever. */
 	if (b->opt.window_delivered && b->in_flight > 0 &&
-	    now_ns(CLOCK_MONOTONIC) - b->last_release_mono >
+	    benchstat_now_ns(CLOCK_MONOTONIC) - b->last_release_mono >
 	    BENCH_DRAIN_IDLE_SEC * NSEC_PER_SEC * 2) {
 		fprintf(stderr, "imgw-bench: no message reached every member for %d s; stopping\n",
 			BENCH_DRAIN_IDLE_SEC * 2);
@@ -1889,7 +1756,7 @@ static int bench_publish(struct bench *b)
 			b->opt.messages, b->opt.payload_size, b->opt.in_flight);
 	event_add(b->tick_ev, &ms);
 	event_add(b->second_ev, &second);
-	b->start_mono = now_ns(CLOCK_MONOTONIC);
+	b->start_mono = benchstat_now_ns(CLOCK_MONOTONIC);
 	b->last_release_mono = b->start_mono;
 	bench_fill(b);
 	if (b->next_msg < b->opt.messages || b->in_flight > 0)
@@ -1903,24 +1770,6 @@ static int bench_publish(struct bench *b)
 
 /* ---- parent: results ---- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double sorted_quantile_ms(const uint64_t *v, uint64_t n, double q)
-{
-	uint64_t rank;
-
-	if (n == 0)
-		return 0;
-	rank = (uint64_t)ceil(q * (double)n);
-	rank = rank ? rank : 1;
-	return (double)v[(rank > n ? n : rank) - 1] / NSEC_PER_MSEC;
-}
-
 static void bench_merge_counts(struct bench *b, const struct ctl_result *r)
 {
 	b->res.receivers += r->receivers;
@@ -1932,7 +1781,7 @@ static void bench_merge_counts(struct bench *b, const struct ctl_result *r)
 	b->res.missing += r->missing;
 	b->res.disconnects += r->disconnects;
 	b->res.kicks += r->kicks;
-	hist_merge(&b->res.lat, &r->lat);
+	benchstat_hist_merge(&b->res.lat, &r->lat);
 }
 
 /* Merges the workers' results; the last member of a message is the latest
@@ -1970,7 +1819,7 @@ static int bench_merge(struct bench *b)
 		b->last_member_ns[b->last_member_n++] =
 			last > b->msgs[k].pub_ns ? last - b->msgs[k].pub_ns : 0;
 	}
-	qsort(b->last_member_ns, b->last_member_n, sizeof(uint64_t), cmp_u64);
+	benchstat_sort_u64(b->last_member_ns, b->last_member_n);
 	return 0;
 }
 
@@ -2010,8 +1859,8 @@ static void bench_figures(const struct bench *b, struct figures *f)
 			f->gw_hwm_kb = d->hwm_kb;
 	}
 	for (int i = 0; i < 4; i++) {
-		f->lat[i] = hist_quantile_ms(&b->res.lat, q[i]);
-		f->last[i] = sorted_quantile_ms(b->last_member_ns, b->last_member_n, q[i]);
+		f->lat[i] = benchstat_hist_quantile_ms(&b->res.lat, q[i]);
+		f->last[i] = benchstat_sorted_quantile_ms(b->last_member_ns, b->last_member_n, q[i]);
 	}
 }
 
