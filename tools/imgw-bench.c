@@ -355,7 +355,12 @@ static int rconn_send_login(struct worker *w, struct rconn *c)
 		return -errno;
 	/* A fresh socket's send buffer takes a login frame whole. */
 	n = send(c->fd, frame, len, MSG_NOSIGNAL);
-	err = n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+	if (n < 0)
+		err = -errno;
+	else if (n != (ssize_t)len)
+		err = -EIO;
+	else
+		err = 0;
 	free(frame);
 	if (err == 0 && epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
 		err = -errno;
