@@ -12,7 +12,7 @@ SAN_FLAGS :=
 endif
 
 CC ?= gcc
-PKGS := libevent libprotobuf-c sqlite3 jansson libcrypto inih
+PKGS := libevent libprotobuf-c sqlite3 jansson libcrypto inih liburing
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	  -D_GNU_SOURCE $(SAN_FLAGS) -Ilib -I$(BUILD)/gen \

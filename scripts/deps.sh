@@ -8,7 +8,7 @@ packages="build-essential pkg-config libevent-dev protobuf-c-compiler
 libprotobuf-c-dev libsqlite3-dev sqlite3 libcmocka-dev libjansson-dev
 libssl-dev uthash-dev libinih-dev libbpf-dev bpftool libxdp-dev clang llvm
 iproute2 curl procps redis-server mosquitto libhiredis-dev
-libmosquitto-dev gnuplot-nox libwslay-dev chromium"
+libmosquitto-dev gnuplot-nox libwslay-dev liburing-dev chromium"
 # The web tests need node and npm; a Node.js from elsewhere that ships its
 # own npm counts, because Debian's npm package conflicts with it.
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"

@@ -99,6 +99,8 @@ static const struct config_key config_keys[] = {
 	    "DIR  serve the files of DIR (the repository's web/ holds the chat page) under /web/ on the --http port (default: none, nothing served)"),
 	KEY("workers", "workers", KIND_COUNT, workers, 1, 64,
 	    "N  gateway processes that share the listen port (SO_REUSEPORT), each its own node with node id <node-id>-w<index> and admin HTTP on the --http port plus its index; the parent restarts a worker that dies (default 1)"),
+	KEY("flush_writev", "flush-writev", KIND_BOOL, flush_writev, 0, 0,
+	    "  write each client's queued output with its own writev() instead of sending the output of all clients of one loop pass with one io_uring_enter() (default off; io_uring is used when the kernel allows it)"),
 	KEY("fault_drop_super_acks", "fault-drop-super-acks", KIND_BOOL,
 	    fault_drop_super_acks, 0, 0,
 	    "  for tests: apply super-session transitions but send no SUPER_ACK (default off; also POST /v1/faults)"),

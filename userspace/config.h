@@ -42,6 +42,9 @@ struct gw_config {
 	unsigned int workers;
 	/* This process's worker index, set by workers_start(); not a key. */
 	unsigned int worker_index;
+	/* Write each connection with writev() instead of one io_uring
+	 * submission per loop pass. */
+	int flush_writev;
 	/* Test switch: apply super-session transitions but never ack them. */
 	int fault_drop_super_acks;
 };

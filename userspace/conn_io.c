@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -25,6 +26,7 @@
 #include "httputil.h"
 #include "kmirror.h"
 #include "log.h"
+#include "sendring.h"
 #include "upstream.h"
 #include "wire.h"
 #include "ws.h"
@@ -205,52 +207,153 @@ static void conn_arm_write(struct conn *c)
 	}
 }
 
-/* Writes c's output until it is empty or the kernel buffer is full. */
+/*
+ * Takes the result of one write of c's output: res bytes sent or a negative
+ * errno. Returns 1 when output remains and the socket may take more now.
+ */
+static int conn_wrote(struct conn *c, ssize_t res)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	c->gw->stats.socket_writes++;
+	if (res > 0) {
+		/* The bufferevent keeps the head frozen outside its own
+		 * writes; evbuffer_drain() fails on a frozen head. */
+		evbuffer_unfreeze(out, 1);
+		evbuffer_drain(out, (size_t)res);
+		evbuffer_freeze(out, 1);
+		return evbuffer_get_length(out) > 0;
+	}
+	if (res == -EINTR)
+		return 1;
+	if (res == 0 || res == -EAGAIN || res == -EWOULDBLOCK) {
+		conn_arm_write(c);
+		return 0;
+	}
+	pr_info("conn %llu peer %s: writing to the socket failed: %s",
+		(unsigned long long)c->id, c->peer, strerror((int)-res));
+	conn_close(c, "socket error", 0);
+	return 0;
+}
+
+/* Writes c's output with writev() until it is empty or the kernel buffer
+ * is full. */
 static void conn_flush(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	int n, err;
+	struct evbuffer_iovec vec[SENDRING_IOV];
+	struct iovec iov[SENDRING_IOV];
+	ssize_t res;
+	int n;
 
-	while (evbuffer_get_length(out)) {
-		/* The bufferevent keeps the head frozen outside its own
-		 * writes; evbuffer_write() fails on a frozen head. */
-		evbuffer_unfreeze(out, 1);
-		n = evbuffer_write(out, c->fd);
-		err = EVUTIL_SOCKET_ERROR();
-		evbuffer_freeze(out, 1);
-		if (n > 0)
-			continue;
-		if (n == 0)
-			err = EAGAIN;
-		if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
-			conn_arm_write(c);
+	do {
+		n = evbuffer_peek(out, (ev_ssize_t)c->gw->cfg.out_cap, NULL,
+				  vec, SENDRING_IOV);
+		if (n <= 0)
 			return;
+		if (n > SENDRING_IOV)
+			n = SENDRING_IOV;
+		for (int i = 0; i < n; i++) {
+			iov[i].iov_base = vec[i].iov_base;
+			iov[i].iov_len = vec[i].iov_len;
 		}
-		pr_info("conn %llu peer %s: writing to the socket failed: %s",
-			(unsigned long long)c->id, c->peer, strerror(err));
-		conn_close(c, "socket error", 0);
-		return;
-	}
+		res = writev(c->fd, iov, n);
+		if (res < 0)
+			res = -errno;
+	} while (conn_wrote(c, res));
 }
 
-/*
- * Runs once in the loop pass after frames were queued, after that pass's
- * I/O callbacks, so frames read from the link in two passes share a writev.
- * Each connection gets all of its new frames in one writev, and no
- * epoll_ctl unless its kernel buffer is full.
- */
-static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
+/* Whether c's queued output should go out in this flush. A closing
+ * connection's write event sends its last bytes. */
+static int conn_flush_wanted(const struct conn *c)
 {
-	struct gateway *gw = arg;
+	return c->state != CONN_CLOSING && !c->write_armed;
+}
+
+static void conn_flush_each(struct gateway *gw)
+{
 	struct conn *c;
 
 	while ((c = TAILQ_FIRST(&gw->flush_list))) {
 		TAILQ_REMOVE(&gw->flush_list, c, flush_link);
 		c->flush_pending = 0;
-		/* A closing connection's write event sends its last bytes. */
-		if (c->state != CONN_CLOSING && !c->write_armed)
+		if (conn_flush_wanted(c))
 			conn_flush(c);
 	}
+}
+
+static void conn_ring_done(struct conn *c, ssize_t res)
+{
+	if (res == -ECANCELED) {
+		conn_flush(c);
+		return;
+	}
+	if (!conn_wrote(c, res))
+		return;
+	/* More output than one entry holds: send the rest next round. */
+	c->flush_pending = 1;
+	TAILQ_INSERT_TAIL(&c->gw->flush_list, c, flush_link);
+}
+
+/* Submits the queued sends; on failure, falls back to writev() for good. */
+static void conn_ring_submit(struct gateway *gw)
+{
+	int err;
+
+	gw->stats.ring_submits++;
+	err = sendring_submit(gw->sendring, conn_ring_done);
+	if (!err)
+		return;
+	pr_warn("io_uring: submitting sends failed: %s; writing with writev() from now on",
+		strerror(-err));
+	sendring_free(gw->sendring);
+	gw->sendring = NULL;
+}
+
+/* Sends the output of every connection on the flush list with as few
+ * io_uring_enter() calls as the ring's size allows. */
+static void conn_flush_ring(struct gateway *gw)
+{
+	unsigned int queued = 0;
+	struct conn *c;
+
+	while (gw->sendring) {
+		c = TAILQ_FIRST(&gw->flush_list);
+		if (!c || queued == SENDRING_ENTRIES) {
+			if (!queued)
+				return;
+			conn_ring_submit(gw);
+			queued = 0;
+			continue;
+		}
+		TAILQ_REMOVE(&gw->flush_list, c, flush_link);
+		c->flush_pending = 0;
+		if (!conn_flush_wanted(c) ||
+		    !evbuffer_get_length(bufferevent_get_output(c->bev)))
+			continue;
+		sendring_add(gw->sendring, c, c->fd,
+			     bufferevent_get_output(c->bev), gw->cfg.out_cap);
+		queued++;
+	}
+	/* The ring failed: the rest goes out with writev(). */
+	conn_flush_each(gw);
+}
+
+/*
+ * Runs once in the loop pass after frames were queued, after that pass's
+ * I/O callbacks, so frames read from the link in two passes share a write.
+ * Each connection gets all of its new frames in one write, and no
+ * epoll_ctl unless its kernel buffer is full. With io_uring, the writes of
+ * all connections go to the kernel in one io_uring_enter().
+ */
+static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	if (gw->sendring)
+		conn_flush_ring(gw);
+	else
+		conn_flush_each(gw);
 }
 
 static void conn_schedule_flush(struct conn *c)
@@ -461,6 +564,24 @@ static int resolve_listen(const char *text, struct sockaddr_storage *ss,
 	return 0;
 }
 
+/* Creates the io_uring for batched writes unless --flush-writev is set
+ * or the kernel refuses it. */
+static void conn_io_open_ring(struct gateway *gw)
+{
+	if (gw->cfg.flush_writev) {
+		pr_info("writing client output with writev() (--flush-writev)");
+		return;
+	}
+	gw->sendring = sendring_new();
+	if (gw->sendring) {
+		pr_info("writing client output through io_uring, up to %d connections per io_uring_enter()",
+			SENDRING_ENTRIES);
+		return;
+	}
+	pr_warn("io_uring is not available (%s); writing client output with writev()",
+		strerror(errno));
+}
+
 int conn_io_listen(struct gateway *gw)
 {
 	struct sockaddr_storage ss;
@@ -477,6 +598,7 @@ int conn_io_listen(struct gateway *gw)
 	gw->flush_event = evtimer_new(gw->base, conn_flush_cb, gw);
 	if (!gw->flush_event)
 		return -ENOMEM;
+	conn_io_open_ring(gw);
 	flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 		LEV_OPT_CLOSE_ON_EXEC;
 	/* Workers each bind the port; the kernel spreads new connections. */
@@ -513,4 +635,6 @@ void conn_io_shutdown(struct gateway *gw)
 		event_free(gw->flush_event);
 		gw->flush_event = NULL;
 	}
+	sendring_free(gw->sendring);
+	gw->sendring = NULL;
 }

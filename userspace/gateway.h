@@ -24,6 +24,7 @@ struct evhttp;
 struct upstream;
 struct kmirror;
 struct guard;
+struct sendring;
 
 struct gw_stats {
 	uint64_t connections_accepted;
@@ -34,6 +35,8 @@ struct gw_stats {
 	uint64_t protocol_errors;
 	uint64_t kicks;
 	uint64_t slow_closes;
+	uint64_t socket_writes;
+	uint64_t ring_submits;
 	uint64_t deliver_frames;
 	uint64_t deliveries;
 	uint64_t delivery_misses;
@@ -66,6 +69,8 @@ struct gateway {
 	 * that writes them all once at the end of the pass. */
 	TAILQ_HEAD(conn_flush_list, conn) flush_list;
 	struct event *flush_event;
+	/* Sends the flush list with one io_uring_enter(); NULL: writev(). */
+	struct sendring *sendring;
 	struct evhttp *http;
 	struct upstream *upstream;
 	/* Super-session caches: session id -> local connections. */

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Batched socket writes through io_uring. At the end of a loop pass the
+ * gateway hands every connection with queued output to sendring_flush(),
+ * which sends all of them with one io_uring_enter() instead of one writev()
+ * per connection. Each entry is a non-blocking sendmsg() (MSG_DONTWAIT), so
+ * the kernel runs it inline and never parks it: a full socket buffer
+ * completes with -EAGAIN, and the connection's write event takes over as
+ * on the writev path.
+ */
+#ifndef IMGW_SENDRING_H
+#define IMGW_SENDRING_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct conn;
+struct evbuffer;
+struct sendring;
+
+/* Submission queue entries, so connections per io_uring_enter(). */
+#define SENDRING_ENTRIES 1024
+/* Buffer chains of one connection sent by one entry. */
+#define SENDRING_IOV 32
+
+/*
+ * Creates a ring of SENDRING_ENTRIES entries. Returns NULL and sets errno
+ * when the kernel refuses io_uring (for example ENOSYS, or EPERM under a
+ * seccomp filter or with kernel.io_uring_disabled set).
+ */
+struct sendring *sendring_new(void);
+void sendring_free(struct sendring *sr);
+
+/*
+ * Adds a send of up to max_bytes from the head of out to fd; c is handed
+ * back to done(). Returns 0, or -ENOSPC when the ring is full and the
+ * caller must call sendring_submit() first.
+ */
+int sendring_add(struct sendring *sr, struct conn *c, int fd,
+		 struct evbuffer *out, size_t max_bytes);
+
+/*
+ * Submits every added send, waits for their results and calls done(c, res)
+ * for each, where res is the byte count sent or a negative errno. Returns 0,
+ * or a negative errno when io_uring_enter() failed: then done() gets
+ * -ECANCELED for each send without a result, nothing was sent for those,
+ * and the caller should free the ring and write with writev() from then on.
+ */
+int sendring_submit(struct sendring *sr,
+		    void (*done)(struct conn *c, ssize_t res));
+
+#endif
