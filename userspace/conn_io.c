@@ -349,8 +349,11 @@ static void conn_flush_ring(struct gateway *gw)
 static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gateway *gw = arg;
+	struct conn *first = TAILQ_FIRST(&gw->flush_list);
 
-	if (gw->sendring)
+	/* A single connection, as in one-to-one chat, gains nothing from a
+	 * batch, so it takes the plain writev(). */
+	if (gw->sendring && first && TAILQ_NEXT(first, flush_link))
 		conn_flush_ring(gw);
 	else
 		conn_flush_each(gw);
