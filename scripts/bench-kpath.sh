@@ -24,12 +24,10 @@ set -u
 
 build=${1:-build}
 build=$(cd "$build" && pwd) || exit 2
-for bin in imgw bizsvr imgw-bench imgw-loader; do
-	if [ ! -x "$build/$bin" ]; then
-		echo "bench-kpath: $build/$bin is missing; run 'make' first" >&2
-		exit 2
-	fi
-done
+script_name=bench-kpath
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+require_binaries imgw bizsvr imgw-bench imgw-loader
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench-kpath: needs root to load BPF programs; run it with sudo" >&2
 	exit 2
@@ -56,20 +54,7 @@ run_dir=$(mktemp -d "${TMPDIR:-/tmp}/imgw-bench-kpath.XXXXXX") || exit 1
 csv=$run_dir/results.csv
 bpffs=$run_dir/bpffs
 pin_dir=$bpffs/imgw
-biz_pid=""
-gw_pids=""
 loaded=0
-
-stop_daemons() {
-	for pid in $gw_pids $biz_pid; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in $gw_pids $biz_pid; do
-		wait "$pid" 2>/dev/null
-	done
-	gw_pids=""
-	biz_pid=""
-}
 
 on_exit() {
 	stop_daemons
@@ -82,48 +67,6 @@ on_exit() {
 }
 trap on_exit EXIT
 trap 'echo "bench-kpath: interrupted" >&2; exit 130' INT TERM
-
-# Returns success when nothing listens on 127.0.0.1:$1.
-port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Sets the variable named $1 to a random free port in 20000-32767 that is
-# not in $taken, and adds it to $taken. It runs in this shell, not in a
-# subshell, so that $RANDOM moves on between calls.
-pick_port() {
-	local port tries=0
-
-	while :; do
-		# Below the default ephemeral range (32768-60999), where the
-		# thousands of client sockets of parallel benchmarks would make
-		# a port that nobody listens on fail to bind.
-		port=$((20000 + RANDOM % 12768))
-		if port_free "$port" && [[ " $taken " != *" $port "* ]]; then
-			printf -v "$1" '%s' "$port"
-			taken="$taken $port"
-			return 0
-		fi
-		tries=$((tries + 1))
-		if [ "$tries" -gt 100 ]; then
-			echo "bench-kpath: no free port found on 127.0.0.1" >&2
-			return 1
-		fi
-	done
-}
-
-# Waits up to 10 s until URL $1 returns a body matching the regex $2.
-wait_healthy() {
-	local i body
-
-	for i in $(seq 100); do
-		body=$(curl -fsS --max-time 1 "$1" 2>/dev/null) &&
-			[[ $body =~ $2 ]] && return 0
-		sleep 0.1
-	done
-	echo "bench-kpath: $1 not healthy after 10 s; last reply: ${body:-none}" >&2
-	return 1
-}
 
 load_bpf() {
 	mkdir -p "$bpffs" || return 1
@@ -141,12 +84,9 @@ load_bpf() {
 
 # Starts gateway $1 (off or on) on ports $2 and $3.
 start_gateway() {
-	"$build/imgw" --listen "127.0.0.1:$2" --http "127.0.0.1:$3" \
-		--bizsvr "127.0.0.1:$biz_port" --node-id "bench-kpath-$1" \
-		--kernel-path "$1" --bpf-pin-dir "$pin_dir" --log-level warn \
-		>"$run_dir/imgw-$1.log" 2>&1 &
-	gw_pids="$gw_pids $!"
-	eval "gw_${1}_pid=$!"
+	launch_gateway "$run_dir/imgw-$1.log" "bench-kpath-$1" "$2" "$3" warn \
+		--kernel-path "$1" --bpf-pin-dir "$pin_dir"
+	eval "gw_${1}_pid=$gw_pid"
 }
 
 # Starts bizsvr and the two gateways. The daemons stay up for every run.
@@ -160,11 +100,8 @@ start_daemons() {
 	secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 	# Automatic upgrades and demotes stay out of the way: imgw-bench forces
 	# the session super.
-	"$build/bizsvr" --listen "127.0.0.1:$biz_port" --http "127.0.0.1:$biz_http" \
-		--db "$run_dir/imgw.db" --secret "$secret" --log-level warn \
-		--super-upgrade-min-members 1000000 \
-		>"$run_dir/bizsvr.log" 2>&1 &
-	biz_pid=$!
+	launch_bizsvr "$run_dir/bizsvr.log" "$run_dir/imgw.db" warn \
+		--super-upgrade-min-members 1000000
 	start_gateway off "$off_port" "$off_http"
 	start_gateway on "$on_port" "$on_http"
 	wait_healthy "http://127.0.0.1:$biz_http/healthz" '"status": *"ok"' &&

@@ -22,12 +22,10 @@ fi
 build=${1:-build}
 build=$(cd "$build" && pwd) || exit 2
 repo=$(cd "$(dirname "$0")/.." && pwd)
-for bin in imgw bizsvr imgw-bench bench-peer bench-sendloop; do
-	if [ ! -x "$build/$bin" ]; then
-		echo "bench-peers: $build/$bin is missing; run 'make' first" >&2
-		exit 2
-	fi
-done
+script_name=bench-peers
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
+require_binaries imgw bizsvr imgw-bench bench-peer bench-sendloop
 for cmd in redis-server mosquitto gnuplot curl; do
 	if ! command -v "$cmd" >/dev/null; then
 		echo "bench-peers: $cmd is missing; run 'make deps'" >&2
@@ -40,7 +38,6 @@ out_dir=${BENCH_OUT:-$repo/docs/bench}
 doc=${BENCH_DOC:-$repo/docs/benchmarks.md}
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/imgw-bench-peers.XXXXXX") || exit 1
 csv=$out_dir/peers.csv
-server_pids=""
 server_main=""
 
 # Each workload: name members groups in_flight rate payload_bytes messages.
@@ -60,72 +57,12 @@ roombig-if1-1KiB $big 1 1 0 1024 $((100 / scale))
 roombig-if64-1KiB $big 1 64 0 1024 $((200 / scale))
 zipf500-rate5000-128B 5000 500 64 5000 128 $((20000 / scale))"
 
-stop_servers() {
-	local pid
-
-	for pid in $server_pids; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in $server_pids; do
-		wait "$pid" 2>/dev/null
-	done
-	server_pids=""
-	server_main=""
-}
-
 on_exit() {
-	stop_servers
+	stop_daemons
 	echo "bench-peers: logs and raw CSV are in $run_dir"
 }
 trap on_exit EXIT
 trap 'echo "bench-peers: interrupted" >&2; exit 130' INT TERM
-
-port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Prints a random free port from 20000 up to the ephemeral range, where
-# client sockets of the last run may still sit in TIME_WAIT.
-pick_port() {
-	local port tries=0 low=32768
-
-	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null
-	[ "$low" -gt 20100 ] || low=60000
-	while [ "$tries" -lt 100 ]; do
-		port=$((20000 + RANDOM % (low - 20000)))
-		if port_free "$port" && [[ " $taken " != *" $port "* ]]; then
-			echo "$port"
-			return 0
-		fi
-		tries=$((tries + 1))
-	done
-	echo "bench-peers: no free port found on 127.0.0.1" >&2
-	return 1
-}
-
-# Waits up to 10 s until TCP port $1 accepts connections.
-wait_port() {
-	local i
-
-	for i in $(seq 100); do
-		port_free "$1" || return 0
-		sleep 0.1
-	done
-	echo "bench-peers: nothing listens on 127.0.0.1:$1 after 10 s" >&2
-	return 1
-}
-
-wait_healthy() {
-	local i body
-
-	for i in $(seq 100); do
-		body=$(curl -fsS --max-time 1 "$1" 2>/dev/null) &&
-			[[ $body =~ $2 ]] && return 0
-		sleep 0.1
-	done
-	echo "bench-peers: $1 not healthy after 10 s; last reply: ${body:-none}" >&2
-	return 1
-}
 
 start_redis() {
 	local dir=$1
@@ -140,7 +77,7 @@ maxclients 19000
 logfile $dir/redis.log
 CONF
 	redis-server "$dir/redis.conf" &
-	server_pids=$! server_main=$!
+	daemon_pids=$! server_main=$!
 	wait_port "$port"
 }
 
@@ -156,13 +93,13 @@ log_type error
 log_type warning
 CONF
 	mosquitto -c "$dir/mosquitto.conf" 2>"$dir/mosquitto.log" &
-	server_pids=$! server_main=$!
+	daemon_pids=$! server_main=$!
 	wait_port "$port"
 }
 
 start_sendloop() {
 	"$build/bench-sendloop" "$port" 2>"$1/sendloop.log" &
-	server_pids=$! server_main=$!
+	daemon_pids=$! server_main=$!
 	wait_port "$port"
 }
 
@@ -171,20 +108,13 @@ start_imgw() {
 	local dir=$1 p
 
 	for p in biz_port biz_http gw_http; do
-		printf -v "$p" '%s' "$(pick_port)" || return 1
-		taken="$taken ${!p}"
+		pick_port "$p" || return 1
 	done
 	gw_port=$port
 	secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-	"$build/bizsvr" --listen "127.0.0.1:$biz_port" --http "127.0.0.1:$biz_http" \
-		--db "$dir/imgw.db" --secret "$secret" --log-level warn \
-		>"$dir/bizsvr.log" 2>&1 &
-	biz_pid=$!
-	"$build/imgw" --listen "127.0.0.1:$gw_port" --http "127.0.0.1:$gw_http" \
-		--bizsvr "127.0.0.1:$biz_port" --node-id bench-gw1 --log-level warn \
-		>"$dir/imgw.log" 2>&1 &
-	server_main=$!
-	server_pids="$! $biz_pid"
+	launch_bizsvr "$dir/bizsvr.log" "$dir/imgw.db" warn
+	launch_gateway "$dir/imgw.log" bench-gw1 "$gw_port" "$gw_http" warn
+	server_main=$gw_pid
 	wait_healthy "http://127.0.0.1:$biz_http/healthz" '"status": *"ok"' &&
 		wait_healthy "http://127.0.0.1:$gw_http/healthz" '"upstream": *"up"'
 }
@@ -239,11 +169,10 @@ run_one() {
 	dir=$run_dir/$name-$system
 	mkdir -p "$dir"
 	taken=""
-	port=$(pick_port) || return 1
-	taken=$port
+	pick_port port || return 1
 	echo "bench-peers: $name on $system" >&2
 	if ! "start_$system" "$dir"; then
-		stop_servers
+		stop_daemons
 		echo "$system,$name,$members,$groups,$in_flight,$rate,$bytes,,,,,,,,,,,,,,,,,,,server failed to start" >>"$csv"
 		return 1
 	fi
@@ -277,7 +206,7 @@ run_one() {
 		status=$?
 	fi
 	cat "$dir/summary.txt"
-	stop_servers
+	stop_daemons
 	if [ ! -s "$raw" ]; then
 		echo "$system,$name,$members,$groups,$in_flight,$rate,$bytes,,,,,,,,,,,,,,,,,,,run failed" >>"$csv"
 		tail -n 3 "$dir/bench.log" >&2

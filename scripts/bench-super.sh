@@ -14,12 +14,10 @@ set -u
 
 build=${1:-build}
 build=$(cd "$build" && pwd) || exit 2
-for bin in imgw bizsvr imgw-bench; do
-	if [ ! -x "$build/$bin" ]; then
-		echo "bench-super: $build/$bin is missing; run 'make' first" >&2
-		exit 2
-	fi
-done
+script_name=bench-super
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+require_binaries imgw bizsvr imgw-bench
 if ! command -v curl >/dev/null; then
 	echo "bench-super: curl is missing; run 'make deps'" >&2
 	exit 2
@@ -34,19 +32,6 @@ workers=${BENCH_WORKERS:-2}
 
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/imgw-bench-super.XXXXXX") || exit 1
 csv=$run_dir/results.csv
-biz_pid=""
-gw_pids=""
-
-stop_daemons() {
-	for pid in $gw_pids $biz_pid; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in $gw_pids $biz_pid; do
-		wait "$pid" 2>/dev/null
-	done
-	gw_pids=""
-	biz_pid=""
-}
 
 on_exit() {
 	stop_daemons
@@ -55,70 +40,23 @@ on_exit() {
 trap on_exit EXIT
 trap 'echo "bench-super: interrupted" >&2; exit 130' INT TERM
 
-# Returns success when nothing listens on 127.0.0.1:$1.
-port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Prints a random free port in 20000 up to the kernel's ephemeral range
-# (ip_local_port_range, usually from 32768 on), not in $taken. Ports in the
-# ephemeral range may still be held by the last run's 5,000 client sockets
-# in TIME_WAIT, which the probe below cannot see but which make bind() fail.
-pick_port() {
-	local port tries=0 low=32768
-
-	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null
-	[ "$low" -gt 20100 ] || low=60000
-	while :; do
-		port=$((20000 + RANDOM % (low - 20000)))
-		if port_free "$port" && [[ " $taken " != *" $port "* ]]; then
-			echo "$port"
-			return 0
-		fi
-		tries=$((tries + 1))
-		if [ "$tries" -gt 100 ]; then
-			echo "bench-super: no free port found on 127.0.0.1" >&2
-			return 1
-		fi
-	done
-}
-
-# Waits up to 10 s until URL $1 returns a body matching the regex $2.
-wait_healthy() {
-	local i body
-
-	for i in $(seq 100); do
-		body=$(curl -fsS --max-time 1 "$1" 2>/dev/null) &&
-			[[ $body =~ $2 ]] && return 0
-		sleep 0.1
-	done
-	echo "bench-super: $1 not healthy after 10 s; last reply: ${body:-none}" >&2
-	return 1
-}
-
 # Starts bizsvr and two gateways for run $1 with a fresh database.
 start_daemons() {
 	local name=$1 port
 
 	taken=""
 	for port in biz_port biz_http gw1_port gw1_http gw2_port gw2_http; do
-		printf -v "$port" '%s' "$(pick_port)" || return 1
-		taken="$taken ${!port}"
+		pick_port "$port" || return 1
 	done
 	secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 	mkdir -p "$run_dir/$name"
-	"$build/bizsvr" --listen "127.0.0.1:$biz_port" --http "127.0.0.1:$biz_http" \
-		--db "$run_dir/$name/imgw.db" --secret "$secret" --log-level warn \
-		>"$run_dir/$name/bizsvr.log" 2>&1 &
-	biz_pid=$!
-	"$build/imgw" --listen "127.0.0.1:$gw1_port" --http "127.0.0.1:$gw1_http" \
-		--bizsvr "127.0.0.1:$biz_port" --node-id bench-gw1 --log-level warn \
-		>"$run_dir/$name/imgw1.log" 2>&1 &
-	gw_pids=$!
-	"$build/imgw" --listen "127.0.0.1:$gw2_port" --http "127.0.0.1:$gw2_http" \
-		--bizsvr "127.0.0.1:$biz_port" --node-id bench-gw2 --log-level warn \
-		>"$run_dir/$name/imgw2.log" 2>&1 &
-	gw_pids="$gw_pids $!"
+	launch_bizsvr "$run_dir/$name/bizsvr.log" "$run_dir/$name/imgw.db" warn
+	launch_gateway "$run_dir/$name/imgw1.log" bench-gw1 "$gw1_port" \
+		"$gw1_http" warn
+	gw_pids=$gw_pid
+	launch_gateway "$run_dir/$name/imgw2.log" bench-gw2 "$gw2_port" \
+		"$gw2_http" warn
+	gw_pids="$gw_pids $gw_pid"
 	wait_healthy "http://127.0.0.1:$biz_http/healthz" '"status": *"ok"' &&
 		wait_healthy "http://127.0.0.1:$gw1_http/healthz" '"upstream": *"up"' &&
 		wait_healthy "http://127.0.0.1:$gw2_http/healthz" '"upstream": *"up"'

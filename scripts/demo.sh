@@ -8,31 +8,16 @@ set -u
 
 build=${1:?usage: scripts/demo.sh BUILD_DIR}
 build=$(cd "$build" && pwd) || exit 2
-for bin in imgw bizsvr imgw-demo; do
-	if [ ! -x "$build/$bin" ]; then
-		echo "demo: $build/$bin is missing; run 'make' first" >&2
-		exit 2
-	fi
-done
+script_name=demo
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+require_binaries imgw bizsvr imgw-demo
 if ! command -v curl >/dev/null; then
 	echo "demo: curl is missing; run 'make deps'" >&2
 	exit 2
 fi
 
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/imgw-demo.XXXXXX") || exit 1
-biz_pid=""
-gw_pid=""
-
-stop_daemons() {
-	for pid in $gw_pid $biz_pid; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in $gw_pid $biz_pid; do
-		wait "$pid" 2>/dev/null
-	done
-	gw_pid=""
-	biz_pid=""
-}
 
 on_exit() {
 	stop_daemons
@@ -41,35 +26,10 @@ on_exit() {
 trap on_exit EXIT
 trap 'echo "demo: interrupted" >&2; exit 130' INT TERM
 
-# Returns success when nothing listens on 127.0.0.1:$1.
-port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Prints $1 when it is free, else a random free port in 20000-60000. Runs
-# in a subshell, so the caller adds the result to $taken.
-pick_port() {
-	local port=$1 tries=0
-
-	while ! port_free "$port" || [[ " $taken " == *" $port "* ]]; do
-		tries=$((tries + 1))
-		if [ "$tries" -gt 100 ]; then
-			echo "demo: no free port found on 127.0.0.1" >&2
-			exit 1
-		fi
-		port=$((20000 + RANDOM % 40000))
-	done
-	echo "$port"
-}
-
-taken=""
-gw_port=$(pick_port 7070) || exit 1
-taken="$taken $gw_port"
-gw_http=$(pick_port 7071) || exit 1
-taken="$taken $gw_http"
-biz_port=$(pick_port 7080) || exit 1
-taken="$taken $biz_port"
-biz_http=$(pick_port 7081) || exit 1
+pick_port gw_port 7070 || exit 1
+pick_port gw_http 7071 || exit 1
+pick_port biz_port 7080 || exit 1
+pick_port biz_http 7081 || exit 1
 
 secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # One socket per simulated user on the gateway and in imgw-demo.
@@ -78,28 +38,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null
 # The demo's big groups have 300 members, under the default upgrade
 # threshold of 500, so lower it: the big groups become super sessions.
 # shellcheck disable=SC2086
-"$build/bizsvr" --listen "127.0.0.1:$biz_port" --http "127.0.0.1:$biz_http" \
-	--db "$run_dir/imgw.db" --secret "$secret" --log-level info \
-	${DEMO_BIZSVR_ARGS:---super-upgrade-min-members 250 --super-upgrade-min-online 200} \
-	>"$run_dir/bizsvr.log" 2>&1 &
-biz_pid=$!
-"$build/imgw" --listen "127.0.0.1:$gw_port" --http "127.0.0.1:$gw_http" \
-	--bizsvr "127.0.0.1:$biz_port" --node-id demo-gw --log-level info \
-	>"$run_dir/imgw.log" 2>&1 &
-gw_pid=$!
-
-# Waits up to 10 s until URL $1 returns a body matching the regex $2.
-wait_healthy() {
-	local i body
-
-	for i in $(seq 100); do
-		body=$(curl -fsS --max-time 1 "$1" 2>/dev/null) &&
-			[[ $body =~ $2 ]] && return 0
-		sleep 0.1
-	done
-	echo "demo: $1 not healthy after 10 s; last reply: ${body:-none}" >&2
-	return 1
-}
+launch_bizsvr "$run_dir/bizsvr.log" "$run_dir/imgw.db" info \
+	${DEMO_BIZSVR_ARGS:---super-upgrade-min-members 250 --super-upgrade-min-online 200}
+launch_gateway "$run_dir/imgw.log" demo-gw "$gw_port" "$gw_http" info
 
 echo "demo: bizsvr on 127.0.0.1:$biz_port (admin $biz_http), imgw on 127.0.0.1:$gw_port (admin $gw_http)"
 if ! wait_healthy "http://127.0.0.1:$biz_http/healthz" '"status": *"ok"' ||

@@ -43,6 +43,7 @@
 #include <hiredis/hiredis.h>
 #include <mosquitto.h>
 
+#include "benchrun.h"
 #include "benchstat.h"
 
 #define NSEC_PER_SEC 1000000000ULL
@@ -59,9 +60,6 @@
 #define CTL_RESULT_MARK 0xffffffffu     /* ends the uint32_t done records of a worker */
 
 /* Payload head: "imgwbench:" 10-digit message index ":" 19-digit ns. */
-#define PAYLOAD_TAG "imgwbench:"
-#define PAYLOAD_TAG_LEN 10
-#define PAYLOAD_HEAD_LEN (PAYLOAD_TAG_LEN + 10 + 1 + 19)
 
 enum peer_system {
 	SYS_REDIS,
@@ -125,78 +123,23 @@ struct ctl_result {
 	struct benchstat_hist lat;
 };
 
-static int read_full(int fd, void *buf, size_t len, int timeout_sec)
-{
-	uint8_t *p = buf;
-
-	while (len > 0) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (poll(&pfd, 1, timeout_sec * 1000) == 0)
-			return -ETIMEDOUT;
-		n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n == 0 ? -ECONNRESET : -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* ---- plan ---- */
 
-/*
- * Sizes group k (1-based rank) at members * k^-s / H(groups, s), at least 2,
- * so the sizes follow Zipf's law and add up to about --members.
- */
+/* Plans the groups with the helpers imgw-bench uses, so the same --members,
+ * --zipf and --seed give the same group sizes and message targets. */
 static int plan_build(struct plan *p, const struct peer_options *o)
 {
-	double h = 0;
-	int m = 0;
-
 	p->group_size = calloc((size_t)o->groups, sizeof(int));
 	p->msg_group = calloc((size_t)o->messages + 1, sizeof(int));
 	if (!p->group_size || !p->msg_group)
 		return -ENOMEM;
-	for (int k = 1; k <= o->groups; k++)
-		h += pow(k, -o->zipf_s);
-	for (int k = 0; k < o->groups; k++) {
-		int size = o->groups == 1 ? o->members :
-			   (int)lround(o->members * pow(k + 1, -o->zipf_s) / h);
-
-		p->group_size[k] = size < 2 && o->groups > 1 ? 2 : size;
-		m += p->group_size[k];
-	}
-	p->members = m;
-	p->member_group = calloc((size_t)m, sizeof(int));
+	p->members = benchrun_plan_sizes(p->group_size, o->groups, o->members,
+					 o->zipf_s);
+	p->member_group = calloc((size_t)p->members, sizeof(int));
 	if (!p->member_group)
 		return -ENOMEM;
-	for (int k = 0, i = 0; k < o->groups; k++)
-		for (int j = 0; j < p->group_size[k]; j++)
-			p->member_group[i++] = k;
-	srand(o->seed);
-	for (int i = 0; i < o->messages; i++)
-		p->msg_group[i] = o->groups == 1 ? 0 : rand() % o->groups;
+	benchrun_plan_members(p->member_group, p->group_size, o->groups);
+	benchrun_plan_messages(p->msg_group, o->messages, o->groups, o->seed);
 	return 0;
 }
 
@@ -267,19 +210,6 @@ static void member_subscribed(struct member *m, int ok)
 	worker_connect_more(w);
 }
 
-static int parse_digits(const uint8_t *p, int n, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(p[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 /* Records one delivery of payload p to member m. */
 static void member_deliver(struct member *m, const uint8_t *p, size_t len)
 {
@@ -288,9 +218,7 @@ static void member_deliver(struct member *m, const uint8_t *p, size_t len)
 
 	w->last_rx_mono = benchstat_now_ns(CLOCK_MONOTONIC);
 	w->res.deliveries++;
-	if (len < PAYLOAD_HEAD_LEN || memcmp(p, PAYLOAD_TAG, PAYLOAD_TAG_LEN) ||
-	    parse_digits(p + PAYLOAD_TAG_LEN, 10, &index) < 0 ||
-	    parse_digits(p + PAYLOAD_TAG_LEN + 11, 19, &pub_ns) < 0 ||
+	if (benchrun_payload_parse(p, len, &index, &pub_ns) < 0 ||
 	    index >= (uint64_t)w->opt->messages ||
 	    w->plan->msg_group[index] != m->group) {
 		w->res.unknown++;
@@ -313,7 +241,7 @@ static void member_deliver(struct member *m, const uint8_t *p, size_t len)
 	    w->msg_count[index] == w->group_members[m->group]) {
 		uint32_t done = (uint32_t)index;
 
-		if (write_full(w->ctl_fd, &done, sizeof(done)) < 0)
+		if (benchrun_write_full(w->ctl_fd, &done, sizeof(done)) < 0)
 			event_base_loopbreak(w->base);
 	}
 }
@@ -506,7 +434,7 @@ static int sendloop_connect(int port, uint32_t group)
 		return -errno;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    write_full(fd, &hello, sizeof(hello)) < 0) {
+	    benchrun_write_full(fd, &hello, sizeof(hello)) < 0) {
 		err = -errno;
 		close(fd);
 		return err;
@@ -538,7 +466,7 @@ static void worker_send_ready(struct worker *w)
 		return;
 	w->ready_sent = 1;
 	w->res.receivers = w->subscribed;
-	if (write_full(w->ctl_fd, &r, sizeof(r)) < 0)
+	if (benchrun_write_full(w->ctl_fd, &r, sizeof(r)) < 0)
 		event_base_loopbreak(w->base);
 }
 
@@ -578,10 +506,10 @@ static void worker_finish(struct worker *w)
 			    !(mb->seen[k / 8] & (1u << (k % 8))))
 				w->res.missing++;
 	}
-	if (write_full(w->ctl_fd, &mark, sizeof(mark)) < 0 ||
-	    write_full(w->ctl_fd, &w->res, sizeof(w->res)) < 0 ||
-	    write_full(w->ctl_fd, w->msg_last_ns, m * sizeof(uint64_t)) < 0 ||
-	    write_full(w->ctl_fd, w->msg_count, m * sizeof(uint32_t)) < 0)
+	if (benchrun_write_full(w->ctl_fd, &mark, sizeof(mark)) < 0 ||
+	    benchrun_write_full(w->ctl_fd, &w->res, sizeof(w->res)) < 0 ||
+	    benchrun_write_full(w->ctl_fd, w->msg_last_ns, m * sizeof(uint64_t)) < 0 ||
+	    benchrun_write_full(w->ctl_fd, w->msg_count, m * sizeof(uint32_t)) < 0)
 		fprintf(stderr, "bench-peer: worker %d: sending the result failed\n",
 			(int)getpid());
 	event_base_loopbreak(w->base);
@@ -608,7 +536,7 @@ static void worker_on_ctl(evutil_socket_t fd, short what, void *priv)
 	struct worker *w = priv;
 	struct ctl_stop stop;
 
-	if (read_full(fd, &stop, sizeof(stop), 10) < 0) {
+	if (benchrun_read_full(fd, &stop, sizeof(stop), 10) < 0) {
 		event_base_loopbreak(w->base);
 		return;
 	}
@@ -817,7 +745,7 @@ static void bench_on_link(evutil_socket_t fd, short what, void *priv)
 	uint32_t k;
 
 	while (poll(&pfd, 1, 0) == 1) {
-		if (read_full(fd, &k, sizeof(k), 10) < 0) {
+		if (benchrun_read_full(fd, &k, sizeof(k), 10) < 0) {
 			fprintf(stderr, "bench-peer: a worker went away while publishing\n");
 			b->stalled = 1;
 			event_base_loopbreak(b->base);
@@ -881,15 +809,6 @@ static void bench_mqtt_on_event(evutil_socket_t fd, short what, void *priv)
 	mqtt_pump(b->mosq);
 }
 
-/* Writes the index and the publish time into the payload head. */
-static void payload_stamp(struct bench *b, int index, uint64_t ns)
-{
-	char head[64];
-
-	snprintf(head, sizeof(head), PAYLOAD_TAG "%010d:%019" PRIu64, index, ns);
-	memcpy(b->payload, head, PAYLOAD_HEAD_LEN);
-}
-
 static int bench_publish_one(struct bench *b)
 {
 	int k = b->next_msg, group = b->plan.msg_group[k], len = b->opt.payload_size;
@@ -897,7 +816,7 @@ static int bench_publish_one(struct bench *b)
 	char topic[32];
 	int rc = 0;
 
-	payload_stamp(b, k, ns);
+	benchrun_payload_stamp(b->payload, k, ns);
 	b->pub_ns[k] = ns;
 	if (k == 0) {
 		b->start_ns = ns;
@@ -1112,7 +1031,7 @@ static int bench_fork_workers(struct bench *b)
 static int bench_collect_ready(struct bench *b)
 {
 	for (int i = 0; i < b->link_count; i++) {
-		int err = read_full(b->links[i].fd, &b->links[i].ready,
+		int err = benchrun_read_full(b->links[i].fd, &b->links[i].ready,
 				    sizeof(b->links[i].ready), PEER_READY_SEC);
 
 		if (err < 0) {
@@ -1135,7 +1054,7 @@ static int bench_collect_results(struct bench *b)
 	int err = 0;
 
 	for (int i = 0; i < b->link_count && err == 0; i++)
-		err = write_full(b->links[i].fd, &stop, sizeof(stop));
+		err = benchrun_write_full(b->links[i].fd, &stop, sizeof(stop));
 	for (int i = 0; i < b->link_count && err == 0; i++) {
 		struct link *l = &b->links[i];
 
@@ -1149,13 +1068,13 @@ static int bench_collect_results(struct bench *b)
 		if (l->ev)
 			event_del(l->ev);
 		while (err == 0 && k != CTL_RESULT_MARK)
-			err = read_full(l->fd, &k, sizeof(k), PEER_DRAIN_MAX_SEC + 30);
+			err = benchrun_read_full(l->fd, &k, sizeof(k), PEER_DRAIN_MAX_SEC + 30);
 		if (err == 0)
-			err = read_full(l->fd, l->res, sizeof(*l->res), 30);
+			err = benchrun_read_full(l->fd, l->res, sizeof(*l->res), 30);
 		if (err == 0)
-			err = read_full(l->fd, l->last_ns, m * sizeof(uint64_t), 30);
+			err = benchrun_read_full(l->fd, l->last_ns, m * sizeof(uint64_t), 30);
 		if (err == 0)
-			err = read_full(l->fd, l->count, m * sizeof(uint32_t), 30);
+			err = benchrun_read_full(l->fd, l->count, m * sizeof(uint32_t), 30);
 	}
 	if (err < 0)
 		fprintf(stderr, "bench-peer: collecting the workers' results failed: %s\n",
@@ -1221,19 +1140,12 @@ struct figures {
 	double deliveries_per_s;
 	uint64_t cpu_us;
 	uint64_t hwm_kb;
-	double lat[4];                  /* p50, p99, p99.9, max in ms */
-	double last[4];
+	double lat[BENCHRUN_QUANTILES];
+	double last[BENCHRUN_QUANTILES];
 };
-
-static double per(uint64_t a, uint64_t n)
-{
-	return n ? (double)a / (double)n : 0;
-}
 
 static void bench_figures(const struct bench *b, struct figures *f)
 {
-	static const double q[4] = { 0.50, 0.99, 0.999, 1.0 };
-
 	memset(f, 0, sizeof(*f));
 	if (b->last_delivery_ns > b->start_ns)
 		f->delivery_s = (double)(b->last_delivery_ns - b->start_ns) / NSEC_PER_SEC;
@@ -1242,11 +1154,8 @@ static void bench_figures(const struct bench *b, struct figures *f)
 		f->cpu_us += b->servers[i].cpu_end_us - b->servers[i].cpu_start_us;
 		f->hwm_kb += b->servers[i].hwm_kb;
 	}
-	for (int i = 0; i < 4; i++) {
-		f->lat[i] = benchstat_hist_quantile_ms(&b->res.lat, q[i]);
-		f->last[i] = benchstat_sorted_quantile_ms(b->last_member_ns,
-							  b->last_member_n, q[i]);
-	}
+	benchrun_quantiles(&b->res.lat, b->last_member_ns, b->last_member_n,
+			   f->lat, f->last);
 }
 
 static void bench_print(const struct bench *b, const struct figures *f)
@@ -1267,13 +1176,10 @@ static void bench_print(const struct bench *b, const struct figures *f)
 	       r->missing, r->duplicates, r->reordered, r->unknown, r->disconnects,
 	       b->incomplete_msgs);
 	printf("  server CPU %" PRIu64 " us, %.3f us/delivery, peak RSS %" PRIu64 " kB\n",
-	       f->cpu_us, per(f->cpu_us, r->unique), f->hwm_kb);
+	       f->cpu_us, benchrun_per(f->cpu_us, r->unique), f->hwm_kb);
 	printf("  bench-peer itself: CPU %" PRIu64 " us\n", b->bench_cpu_us);
-	printf("  latency (ms)                 p50      p99    p99.9      max\n");
-	printf("  per delivery           %8.3f %8.3f %8.3f %8.3f  (%" PRIu64 " samples)\n",
-	       f->lat[0], f->lat[1], f->lat[2], f->lat[3], r->lat.n);
-	printf("  last member            %8.3f %8.3f %8.3f %8.3f  (%" PRIu64 " messages)\n",
-	       f->last[0], f->last[1], f->last[2], f->last[3], b->last_member_n);
+	benchrun_print_latency(stdout, f->lat, r->lat.n, f->last,
+			       b->last_member_n);
 }
 
 #define CSV_HEADER "system,workload,label,members,groups,workers,messages,in_flight," \
@@ -1286,12 +1192,10 @@ static void bench_print(const struct bench *b, const struct figures *f)
 static int bench_write_csv(const struct bench *b, const struct figures *f)
 {
 	const struct ctl_result *r = &b->res;
-	FILE *out = fopen(b->opt.csv, "ae");
+	FILE *out = benchrun_csv_open(b->opt.csv, CSV_HEADER);
 
 	if (!out)
 		return -errno;
-	if (ftell(out) == 0)
-		fputs(CSV_HEADER, out);
 	fprintf(out, "%s,%s,%s,%d,%d,%d,%d,%d,%g,%d,%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64
 		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.3f,%.0f,%"
 		PRIu64 ",%.4f,%" PRIu64 ",%" PRIu64
@@ -1302,7 +1206,7 @@ static int bench_write_csv(const struct bench *b, const struct figures *f)
 		b->opt.payload_size, b->next_msg, b->acked, r->receivers, r->unique,
 		bench_expected(b), r->missing, r->duplicates, r->reordered,
 		r->disconnects, f->delivery_s, f->deliveries_per_s, f->cpu_us,
-		per(f->cpu_us, r->unique), f->hwm_kb, b->bench_cpu_us, f->lat[0],
+		benchrun_per(f->cpu_us, r->unique), f->hwm_kb, b->bench_cpu_us, f->lat[0],
 		f->lat[1], f->lat[2], f->lat[3], f->last[0], f->last[1], f->last[2],
 		f->last[3], b->opt.window_delivered ? "delivered" : "acked");
 	return fclose(out) ? -errno : 0;
@@ -1371,7 +1275,7 @@ static void usage(FILE *out)
 		"  --csv FILE             append one row of figures (a header first when FILE is new)\n"
 		"exits 1 when a delivery was missing, duplicated or out of order, a publish failed\n"
 		"or a subscriber failed to subscribe or was disconnected\n",
-		PEER_FDS_PER_WORKER, PEER_MAX_IN_FLIGHT, PAYLOAD_HEAD_LEN);
+		PEER_FDS_PER_WORKER, PEER_MAX_IN_FLIGHT, BENCHRUN_PAYLOAD_HEAD_LEN);
 }
 
 static int parse_long(const char *name, const char *text, long min, long max,
@@ -1445,7 +1349,7 @@ static int parse_one(struct peer_options *o, int c, const char *name)
 		o->in_flight = (int)v;
 		break;
 	case 'b':
-		err = parse_long(name, optarg, PAYLOAD_HEAD_LEN, 65536, &v);
+		err = parse_long(name, optarg, BENCHRUN_PAYLOAD_HEAD_LEN, 65536, &v);
 		o->payload_size = (int)v;
 		break;
 	case 'V':
@@ -1501,30 +1405,6 @@ static int parse_options(int argc, char **argv, struct peer_options *o)
 	return 0;
 }
 
-/* Raises the soft open-file limit to the hard one for every worker. */
-static int raise_nofile(int per_worker)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return -errno;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return -errno;
-	if (rl.rlim_cur < (rlim_t)per_worker + 64) {
-		fprintf(stderr, "bench-peer: %d members per worker need %d open files, the limit is %llu: raise --workers\n",
-			per_worker, per_worker + 64, (unsigned long long)rl.rlim_cur);
-		return -EMFILE;
-	}
-	return 0;
-}
-
-static uint64_t rusage_us(const struct rusage *r)
-{
-	return (uint64_t)(r->ru_utime.tv_sec + r->ru_stime.tv_sec) * 1000000ULL +
-	       (uint64_t)(r->ru_utime.tv_usec + r->ru_stime.tv_usec);
-}
-
 static void bench_reap(struct bench *b)
 {
 	struct rusage self, children;
@@ -1544,7 +1424,7 @@ static void bench_reap(struct bench *b)
 	}
 	getrusage(RUSAGE_SELF, &self);
 	getrusage(RUSAGE_CHILDREN, &children);
-	b->bench_cpu_us = rusage_us(&self) + rusage_us(&children);
+	b->bench_cpu_us = benchrun_rusage_us(&self) + benchrun_rusage_us(&children);
 }
 
 static void bench_free(struct bench *b)
@@ -1627,7 +1507,7 @@ int main(int argc, char **argv)
 		b.opt.workers = (b.plan.members + PEER_FDS_PER_WORKER - 1) / PEER_FDS_PER_WORKER;
 	if (b.opt.workers < 2)
 		b.opt.workers = 2;
-	if (raise_nofile((b.plan.members + b.opt.workers - 1) / b.opt.workers) < 0)
+	if (benchrun_raise_nofile("bench-peer", (b.plan.members + b.opt.workers - 1) / b.opt.workers) < 0)
 		return 2;
 	mosquitto_lib_init();
 	if (bench_run(&b) == 0)

@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,6 +43,7 @@
 #include <jansson.h>
 
 #include "admin_client.h"
+#include "benchrun.h"
 #include "benchstat.h"
 #include "client.h"
 #include "httputil.h"
@@ -69,9 +69,6 @@
 #define BENCH_DEVICE "bench"
 
 /* Payload head: "imgwbench:" 10-digit message index ":" 19-digit ns. */
-#define PAYLOAD_TAG "imgwbench:"
-#define PAYLOAD_TAG_LEN 10
-#define PAYLOAD_HEAD_LEN (PAYLOAD_TAG_LEN + 10 + 1 + 19)
 
 enum publish_via {
 	PUBLISH_ADMIN,
@@ -178,60 +175,17 @@ struct ctl_result {
 
 /* ---- shared helpers ---- */
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-
-			poll(&pfd, 1, 1000);
-			continue;
-		}
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Reads len bytes from the blocking descriptor fd. */
-static int read_all(int fd, void *data, size_t len)
-{
-	uint8_t *p = data;
-
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ECONNRESET;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int ctl_send(int fd, enum ctl_type type, const void *body, size_t len,
 		    const void *tail, size_t tail_len)
 {
 	struct ctl_hdr hdr = { .type = type, .len = (uint32_t)(len + tail_len) };
 	int err;
 
-	err = write_all(fd, &hdr, sizeof(hdr));
+	err = benchrun_write_full(fd, &hdr, sizeof(hdr));
 	if (err == 0)
-		err = write_all(fd, body, len);
+		err = benchrun_write_full(fd, body, len);
 	if (err == 0 && tail_len)
-		err = write_all(fd, tail, tail_len);
+		err = benchrun_write_full(fd, tail, tail_len);
 	return err;
 }
 
@@ -485,31 +439,6 @@ static int push_decode(const uint8_t *p, size_t len, uint64_t *session_id,
 	return off == len ? 0 : -EPROTO;
 }
 
-static int parse_digits(const uint8_t *p, int n, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(p[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-/* Parses the payload head that bench_fill_payload() writes. */
-static int payload_parse(const uint8_t *p, size_t len, uint64_t *index,
-			 uint64_t *pub_ns)
-{
-	if (len < PAYLOAD_HEAD_LEN || memcmp(p, PAYLOAD_TAG, PAYLOAD_TAG_LEN) ||
-	    p[PAYLOAD_TAG_LEN + 10] != ':')
-		return -EINVAL;
-	if (parse_digits(p + PAYLOAD_TAG_LEN, 10, index) < 0)
-		return -EINVAL;
-	return parse_digits(p + PAYLOAD_TAG_LEN + 11, 19, pub_ns);
-}
-
 /* Counts one PUSH to c received at recv_ns (CLOCK_REALTIME). */
 static void on_push(struct worker *w, struct rconn *c, const uint8_t *body,
 		    size_t len, uint64_t recv_ns)
@@ -523,7 +452,7 @@ static void on_push(struct worker *w, struct rconn *c, const uint8_t *body,
 
 	if (push_decode(body, len, &session, &seq, &payload, &payload_len) < 0 ||
 	    session != w->plan->session_ids[group] || !payload ||
-	    payload_parse(payload, payload_len, &index, &pub_ns) < 0 ||
+	    benchrun_payload_parse(payload, payload_len, &index, &pub_ns) < 0 ||
 	    index >= messages || seq == 0 || seq > messages ||
 	    plan_msg_group(w->plan, index) != group) {
 		w->res.unknown++;
@@ -707,8 +636,8 @@ static int worker_read_stop(struct worker *w)
 		return -ECONNRESET;     /* the parent is gone */
 	if (n != sizeof(hdr) || hdr.type != CTL_STOP ||
 	    hdr.len != sizeof(w->stop) + tail ||
-	    read_all(w->ctl_fd, &w->stop, sizeof(w->stop)) < 0 ||
-	    read_all(w->ctl_fd, w->group_acked, tail) < 0)
+	    benchrun_read_full(w->ctl_fd, &w->stop, sizeof(w->stop), -1) < 0 ||
+	    benchrun_read_full(w->ctl_fd, w->group_acked, tail, -1) < 0)
 		return -EPROTO;
 	w->stopping = 1;
 	w->stop_idle_ns = benchstat_now_ns(CLOCK_MONOTONIC);
@@ -1206,43 +1135,29 @@ static int bench_fork_workers(struct bench *b)
 /* ---- parent: setup through the admin API ---- */
 
 /*
- * Sizes group k (1-based rank) at users * k^-s / H(groups, s), at least 2,
- * as bench-peer does, so the sizes follow Zipf's law and add up to about
- * --users. The same --seed picks the same group for each message as in
- * bench-peer, because both draw with srand() and rand() of the C library.
+ * Plans the sessions with the helpers bench-peer uses, so the same --users,
+ * --zipf and --seed give the same session sizes and message targets. With
+ * one session the arrays by member and message stay NULL. Returns the
+ * members of all sessions, or -ENOMEM.
  */
 static int plan_build(struct group_plan *p, const struct bench_options *o)
 {
-	double h = 0;
-	int m = 0;
+	int m;
 
 	p->groups = o->groups;
 	p->group_size = calloc((size_t)o->groups, sizeof(int));
 	p->session_ids = calloc((size_t)o->groups, sizeof(uint64_t));
 	if (!p->group_size || !p->session_ids)
 		return -ENOMEM;
-	if (o->groups == 1) {
-		p->group_size[0] = o->users;
+	m = benchrun_plan_sizes(p->group_size, o->groups, o->users, o->zipf_s);
+	if (o->groups == 1)
 		return 0;
-	}
-	for (int k = 1; k <= o->groups; k++)
-		h += pow(k, -o->zipf_s);
-	for (int k = 0; k < o->groups; k++) {
-		int size = (int)lround(o->users * pow(k + 1, -o->zipf_s) / h);
-
-		p->group_size[k] = size < 2 ? 2 : size;
-		m += p->group_size[k];
-	}
 	p->member_group = calloc((size_t)m, sizeof(int));
 	p->msg_group = calloc((size_t)o->messages, sizeof(int));
 	if (!p->member_group || !p->msg_group)
 		return -ENOMEM;
-	for (int k = 0, i = 0; k < o->groups; k++)
-		for (int j = 0; j < p->group_size[k]; j++)
-			p->member_group[i++] = k;
-	srand(o->seed);
-	for (int i = 0; i < o->messages; i++)
-		p->msg_group[i] = rand() % o->groups;
+	benchrun_plan_members(p->member_group, p->group_size, o->groups);
+	benchrun_plan_messages(p->msg_group, o->messages, o->groups, o->seed);
 	return m;
 }
 
@@ -1439,8 +1354,8 @@ static char *bench_fill_payload(struct bench *b, int index, uint64_t pub_ns)
 
 	if (!p)
 		return NULL;
-	snprintf(p, size + 1, PAYLOAD_TAG "%010d:%019" PRIu64, index, pub_ns);
-	memset(p + PAYLOAD_HEAD_LEN, '.', size - PAYLOAD_HEAD_LEN);
+	benchrun_payload_stamp(p, index, pub_ns);
+	memset(p + BENCHRUN_PAYLOAD_HEAD_LEN, '.', size - BENCHRUN_PAYLOAD_HEAD_LEN);
 	p[size] = '\0';
 	return p;
 }
@@ -1837,14 +1752,12 @@ struct figures {
 	uint64_t gw_cpu_us;
 	uint64_t biz_hwm_kb;
 	uint64_t gw_hwm_kb;
-	double lat[4];                  /* p50, p99, p99.9, max in ms */
-	double last[4];
+	double lat[BENCHRUN_QUANTILES];
+	double last[BENCHRUN_QUANTILES];
 };
 
 static void bench_figures(const struct bench *b, struct figures *f)
 {
-	static const double q[4] = { 0.50, 0.99, 0.999, 1.0 };
-
 	memset(f, 0, sizeof(*f));
 	if (b->last_ack_ns > b->start_ns)
 		f->publish_s = (double)(b->last_ack_ns - b->start_ns) / NSEC_PER_SEC;
@@ -1863,15 +1776,8 @@ static void bench_figures(const struct bench *b, struct figures *f)
 		if (!biz && d->hwm_kb > f->gw_hwm_kb)
 			f->gw_hwm_kb = d->hwm_kb;
 	}
-	for (int i = 0; i < 4; i++) {
-		f->lat[i] = benchstat_hist_quantile_ms(&b->res.lat, q[i]);
-		f->last[i] = benchstat_sorted_quantile_ms(b->last_member_ns, b->last_member_n, q[i]);
-	}
-}
-
-static double per(uint64_t a, uint64_t n)
-{
-	return n ? (double)a / (double)n : 0;
+	benchrun_quantiles(&b->res.lat, b->last_member_ns, b->last_member_n,
+			   f->lat, f->last);
 }
 
 static void bench_print_daemons(const struct bench *b)
@@ -1881,7 +1787,7 @@ static void bench_print_daemons(const struct bench *b)
 		uint64_t cpu = d->cpu_end_us - d->cpu_start_us;
 
 		printf("  %-7s pid %-7d CPU %10" PRIu64 " us  %8.2f us/msg  peak RSS %" PRIu64 " kB\n",
-		       d->role, (int)d->pid, cpu, per(cpu, b->stored), d->hwm_kb);
+		       d->role, (int)d->pid, cpu, benchrun_per(cpu, b->stored), d->hwm_kb);
 	}
 }
 
@@ -1910,15 +1816,12 @@ static void bench_print(const struct bench *b, const struct figures *f)
 	/* Each gateway makes only its share of the deliveries, so only the sum
 	 * over the gateways is divided by the deliveries. */
 	printf("  bizsvr total %.2f us/msg; gateways together %.3f us/delivery, %.1f us/msg\n",
-	       per(f->biz_cpu_us, b->stored), per(f->gw_cpu_us, r->unique),
-	       per(f->gw_cpu_us, b->stored));
+	       benchrun_per(f->biz_cpu_us, b->stored), benchrun_per(f->gw_cpu_us, r->unique),
+	       benchrun_per(f->gw_cpu_us, b->stored));
 	printf("  imgw-bench itself: CPU %" PRIu64 " us (%.3f us/delivery)\n",
-	       b->bench_cpu_us, per(b->bench_cpu_us, r->unique));
-	printf("  latency (ms)                 p50      p99    p99.9      max\n");
-	printf("  per delivery           %8.3f %8.3f %8.3f %8.3f  (%" PRIu64 " samples)\n",
-	       f->lat[0], f->lat[1], f->lat[2], f->lat[3], r->lat.n);
-	printf("  last member            %8.3f %8.3f %8.3f %8.3f  (%" PRIu64 " messages)\n",
-	       f->last[0], f->last[1], f->last[2], f->last[3], b->last_member_n);
+	       b->bench_cpu_us, benchrun_per(b->bench_cpu_us, r->unique));
+	benchrun_print_latency(stdout, f->lat, r->lat.n, f->last,
+			       b->last_member_n);
 }
 
 #define CSV_HEADER "label,pin,publish_via,members,gateways,workers,rate,in_flight," \
@@ -1934,12 +1837,10 @@ static void bench_print(const struct bench *b, const struct figures *f)
 static int bench_write_csv(const struct bench *b, const struct figures *f)
 {
 	const struct ctl_result *r = &b->res;
-	FILE *out = fopen(b->opt.csv, "ae");
+	FILE *out = benchrun_csv_open(b->opt.csv, CSV_HEADER);
 
 	if (!out)
 		return -errno;
-	if (ftell(out) == 0)
-		fputs(CSV_HEADER, out);
 	fprintf(out, "%s,%s,%s,%d,%d,%d,%g,%d,%d,%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64
 		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 		",%.3f,%.3f,%.1f,%.0f,%" PRIu64 ",%.2f,%" PRIu64 ",%.4f,%.2f,%" PRIu64
@@ -1951,8 +1852,8 @@ static int bench_write_csv(const struct bench *b, const struct figures *f)
 		r->unique, bench_expected(b), r->missing, r->duplicates,
 		r->reordered, r->disconnects, f->publish_s, f->delivery_s,
 		f->msgs_per_s, f->deliveries_per_s, f->biz_cpu_us,
-		per(f->biz_cpu_us, b->stored), f->gw_cpu_us,
-		per(f->gw_cpu_us, r->unique), per(f->gw_cpu_us, b->stored),
+		benchrun_per(f->biz_cpu_us, b->stored), f->gw_cpu_us,
+		benchrun_per(f->gw_cpu_us, r->unique), benchrun_per(f->gw_cpu_us, b->stored),
 		f->biz_hwm_kb, f->gw_hwm_kb, b->bench_cpu_us, f->lat[0], f->lat[1],
 		f->lat[2], f->lat[3], f->last[0], f->last[1], f->last[2], f->last[3],
 		b->opt.window_delivered ? "delivered" : "stored");
@@ -1975,7 +1876,7 @@ static json_t *daemons_json(const struct bench *b)
 
 		json_array_append_new(arr, json_pack("{s:s, s:i, s:I, s:f, s:I}",
 			"role", d->role, "pid", (int)d->pid, "cpu_us", (json_int_t)cpu,
-			"cpu_us_per_msg", per(cpu, b->stored),
+			"cpu_us_per_msg", benchrun_per(cpu, b->stored),
 			"peak_rss_kb", (json_int_t)d->hwm_kb));
 	}
 	return arr;
@@ -2005,8 +1906,8 @@ static int bench_write_json(const struct bench *b, const struct figures *f)
 		"login_failures", (json_int_t)b->login_failed,
 		"publish_s", f->publish_s, "delivery_s", f->delivery_s,
 		"msgs_per_s", f->msgs_per_s, "deliveries_per_s", f->deliveries_per_s,
-		"bizsvr_us_per_msg", per(f->biz_cpu_us, b->stored),
-		"gateway_us_per_delivery", per(f->gw_cpu_us, r->unique),
+		"bizsvr_us_per_msg", benchrun_per(f->biz_cpu_us, b->stored),
+		"gateway_us_per_delivery", benchrun_per(f->gw_cpu_us, r->unique),
 		"bench_cpu_us", (json_int_t)b->bench_cpu_us,
 		"daemons", daemons_json(b), "latency", latency_json(f->lat),
 		"last_member_latency", latency_json(f->last));
@@ -2092,7 +1993,7 @@ static void usage(FILE *out)
 		"exits 1 when a delivery was missing, duplicated or out of order, a publish failed,\n"
 		"or a member failed to log in or was disconnected\n",
 		ADMIN_DEFAULT_URL, BENCH_FDS_PER_WORKER, BENCH_MAX_IN_FLIGHT,
-		PAYLOAD_HEAD_LEN);
+		BENCHRUN_PAYLOAD_HEAD_LEN);
 }
 
 static int parse_long(const char *name, const char *text, long min, long max,
@@ -2188,7 +2089,7 @@ static int parse_one(struct bench_options *o, int c, const char *name)
 		o->in_flight = (int)v;
 		break;
 	case 'z':
-		err = parse_long(name, optarg, PAYLOAD_HEAD_LEN, 32768, &v);
+		err = parse_long(name, optarg, BENCHRUN_PAYLOAD_HEAD_LEN, 32768, &v);
 		o->payload_size = (int)v;
 		break;
 	case 'r':
@@ -2300,28 +2201,6 @@ static int parse_admin_url(struct bench *b)
 	return 0;
 }
 
-/* Raises the soft open-file limit to the hard one for every worker. */
-static int raise_nofile(int per_worker)
-{
-	struct rlimit rl;
-	rlim_t need = (rlim_t)per_worker + 64;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return -errno;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			return -errno;
-	}
-	if (rl.rlim_cur < need) {
-		fprintf(stderr, "imgw-bench: %d members per worker need %llu open files, the limit is %llu: raise --workers\n",
-			per_worker, (unsigned long long)need,
-			(unsigned long long)rl.rlim_cur);
-		return -EMFILE;
-	}
-	return 0;
-}
-
 static int bench_check_options(struct bench *b)
 {
 	struct bench_options *o = &b->opt;
@@ -2352,7 +2231,7 @@ static int bench_check_options(struct bench *b)
 	for (int i = 0; i < o->gw_pid_count; i++)
 		b->daemons[b->daemon_count++] = (struct daemon_stat){
 			.pid = o->gw_pids[i], .role = "gateway" };
-	if (raise_nofile((o->users + o->workers - 1) / o->workers) < 0)
+	if (benchrun_raise_nofile("imgw-bench", (o->users + o->workers - 1) / o->workers) < 0)
 		return -EINVAL;
 	if (resolve_gateways(b) < 0 || parse_admin_url(b) < 0)
 		return -EINVAL;
@@ -2446,14 +2325,9 @@ static void bench_reap(struct bench *b)
 	}
 	getrusage(RUSAGE_SELF, &self);
 	getrusage(RUSAGE_CHILDREN, &children);
-	b->bench_cpu_us = (uint64_t)(self.ru_utime.tv_sec + self.ru_stime.tv_sec +
-				     children.ru_utime.tv_sec + children.ru_stime.tv_sec) *
-			  1000000ULL +
-			  (uint64_t)(self.ru_utime.tv_usec + self.ru_stime.tv_usec +
-				     children.ru_utime.tv_usec + children.ru_stime.tv_usec) -
-			  (uint64_t)(b->self_start.ru_utime.tv_sec + b->self_start.ru_stime.tv_sec) *
-			  1000000ULL -
-			  (uint64_t)(b->self_start.ru_utime.tv_usec + b->self_start.ru_stime.tv_usec);
+	b->bench_cpu_us = benchrun_rusage_us(&self) +
+			  benchrun_rusage_us(&children) -
+			  benchrun_rusage_us(&b->self_start);
 }
 
 static void bench_free(struct bench *b)

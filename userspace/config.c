@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * Gateway settings; see config.h. Flags and INI keys share one table and
- * one parser per value kind, so a value is checked the same way wherever it
- * comes from. --config is found first, the file is loaded, then the other
- * flags override it.
+ * Gateway settings; see config.h. Flags and INI keys share one table, which
+ * lib/config_parse.c walks, and one parser per value kind, so a value is
+ * checked the same way wherever it comes from.
  */
 #include <errno.h>
-#include <getopt.h>
-#include <ini.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_parse.h"
 #include "frame.h"
 #include "httputil.h"
 #include "kmirror.h"
@@ -30,7 +28,7 @@
 #define MAX_OUT_CAP (1024UL * 1024 * 1024)
 #define MAX_TIMEOUT_SEC 86400
 
-enum config_kind {
+enum gw_config_kind {
 	KIND_ADDR,
 	KIND_NODE_ID,
 	KIND_BYTES,
@@ -44,66 +42,59 @@ enum config_kind {
 	KIND_LIST,              /* comma-separated values */
 };
 
-struct config_key {
-	const char *key;        /* INI key; the flag is the same with dashes */
-	const char *flag;
-	enum config_kind kind;
-	size_t offset;          /* in struct gw_config */
-	unsigned long min, max; /* for KIND_BYTES and KIND_SECONDS */
-	const char *help;
-};
-
-#define KEY(k, f, kind, field, min, max, help) \
-	{ k, f, kind, offsetof(struct gw_config, field), min, max, help }
+/* min and max bound KIND_BYTES, KIND_SECONDS and KIND_COUNT. */
+#define KEY(name, metavar, kind, field, min, max, help)                    \
+	{ "gateway", name, metavar, help, kind,                             \
+	  offsetof(struct gw_config, field), min, max, NULL,                \
+	  kind == KIND_SECRET }
 
 static const struct config_key config_keys[] = {
-	KEY("listen", "listen", KIND_ADDR, listen, 0, 0,
-	    "HOST:PORT  client listen address (default 127.0.0.1:7070)"),
-	KEY("http", "http", KIND_ADDR, http, 0, 0,
-	    "HOST:PORT  admin HTTP address (default 127.0.0.1:7071)"),
-	KEY("bizsvr", "bizsvr", KIND_ADDR, bizsvr, 0, 0,
-	    "HOST:PORT  business daemon address (default 127.0.0.1:7080)"),
-	KEY("node_id", "node-id", KIND_NODE_ID, node_id, 0, 0,
-	    "ID  node id sent to the daemon (default <hostname>-<listen port>)"),
-	KEY("link_secret", "link-secret", KIND_SECRET, link_secret, 0, 0,
-	    "SECRET  key to sign REGISTER with, as bizsvr's --link-secret; also env IMGW_LINK_SECRET (default none)"),
-	KEY("max_frame", "max-frame", KIND_BYTES, max_frame, MIN_MAX_FRAME,
-	    FRAME_HARD_MAX_BODY,
-	    "BYTES  largest client frame body (default 65536)"),
-	KEY("heartbeat_timeout", "heartbeat-timeout", KIND_SECONDS,
-	    heartbeat_timeout, 1, MAX_TIMEOUT_SEC,
-	    "SEC  idle seconds before a logged-in client is kicked (default 60)"),
-	KEY("login_timeout", "login-timeout", KIND_SECONDS, login_timeout, 1,
-	    MAX_TIMEOUT_SEC,
-	    "SEC  seconds a new client has to log in (default 10)"),
-	KEY("out_cap", "out-cap", KIND_BYTES, out_cap, MIN_OUT_CAP,
-	    MAX_OUT_CAP,
-	    "BYTES  output bytes queued to a client before it is closed as slow (default 1048576)"),
-	KEY("log_level", "log-level", KIND_LOG_LEVEL, log_level, 0, 0,
-	    "LEVEL  error, warn, info or debug (default info)"),
-	KEY("kernel_path", "kernel-path", KIND_KPATH_MODE, kernel_path, 0, 0,
-	    "off|auto|on  send SUPER broadcasts through the BPF maps pinned by imgw-loader: auto when they exist, on or fail to start (default off, because the userspace path used less CPU per delivery under load in scripts/bench-kpath.sh: see docs/kernel-path.md)"),
-	KEY("bpf_pin_dir", "bpf-pin-dir", KIND_PATH, bpf_pin_dir, 0, 0,
-	    "DIR  where imgw-loader pinned the kernel path's maps (default /sys/fs/bpf/imgw)"),
-	KEY("block_after", "block-after", KIND_COUNT, block_after, 0, 1000000,
-	    "N  failed logins from one source address within --block-window that add it to the XDP blocklist; 0 disables (default 20)"),
-	KEY("block_window", "block-window", KIND_SECONDS, block_window, 1,
-	    MAX_TIMEOUT_SEC,
-	    "SEC  window in which --block-after failed logins count (default 60)"),
-	KEY("block_ttl", "block-ttl", KIND_SECONDS, block_ttl, 1,
-	    MAX_TIMEOUT_SEC * 30,
-	    "SEC  how long a source stays in the blocklist (default 300)"),
-	KEY("ws_origins", "ws-origins", KIND_LIST, ws_origins, 0, 0,
-	    "LIST  comma-separated Origin values (such as http://127.0.0.1:7071) a WebSocket handshake must carry one of (default: any origin, or none)"),
-	KEY("web_dir", "web-dir", KIND_PATH, web_dir, 0, 0,
-	    "DIR  serve the files of DIR (the repository's web/ holds the chat page) under /web/ on the --http port (default: none, nothing served)"),
-	KEY("workers", "workers", KIND_COUNT, workers, 1, 64,
-	    "N  gateway processes that share the listen port (SO_REUSEPORT), each its own node with node id <node-id>-w<index> and admin HTTP on the --http port plus its index; the parent restarts a worker that dies (default 1)"),
-	KEY("flush_writev", "flush-writev", KIND_BOOL, flush_writev, 0, 0,
-	    "  write each client's queued output with its own writev() instead of sending the output of all clients of one loop pass with one io_uring_enter() (default off; io_uring is used when the kernel allows it)"),
-	KEY("fault_drop_super_acks", "fault-drop-super-acks", KIND_BOOL,
-	    fault_drop_super_acks, 0, 0,
-	    "  for tests: apply super-session transitions but send no SUPER_ACK (default off; also POST /v1/faults)"),
+	KEY("listen", "HOST:PORT", KIND_ADDR, listen, 0, 0,
+	    "client listen address (default 127.0.0.1:7070)"),
+	KEY("http", "HOST:PORT", KIND_ADDR, http, 0, 0,
+	    "admin HTTP address (default 127.0.0.1:7071)"),
+	KEY("bizsvr", "HOST:PORT", KIND_ADDR, bizsvr, 0, 0,
+	    "business daemon address (default 127.0.0.1:7080)"),
+	KEY("node_id", "ID", KIND_NODE_ID, node_id, 0, 0,
+	    "node id sent to the daemon (default <hostname>-<listen port>)"),
+	KEY("link_secret", "SECRET", KIND_SECRET, link_secret, 0, 0,
+	    "key to sign REGISTER with, as bizsvr's --link-secret; also env IMGW_LINK_SECRET (default none)"),
+	KEY("max_frame", "BYTES", KIND_BYTES, max_frame,
+	    MIN_MAX_FRAME, FRAME_HARD_MAX_BODY,
+	    "largest client frame body (default 65536)"),
+	KEY("heartbeat_timeout", "SEC", KIND_SECONDS, heartbeat_timeout,
+	    1, MAX_TIMEOUT_SEC,
+	    "idle seconds before a logged-in client is kicked (default 60)"),
+	KEY("login_timeout", "SEC", KIND_SECONDS, login_timeout,
+	    1, MAX_TIMEOUT_SEC,
+	    "seconds a new client has to log in (default 10)"),
+	KEY("out_cap", "BYTES", KIND_BYTES, out_cap, MIN_OUT_CAP, MAX_OUT_CAP,
+	    "output bytes queued to a client before it is closed as slow (default 1048576)"),
+	KEY("log_level", "LEVEL", KIND_LOG_LEVEL, log_level, 0, 0,
+	    "error, warn, info or debug (default info)"),
+	KEY("kernel_path", "off|auto|on", KIND_KPATH_MODE, kernel_path, 0, 0,
+	    "send SUPER broadcasts through the BPF maps pinned by imgw-loader: auto when they exist, on or fail to start (default off, because the userspace path used less CPU per delivery under load in scripts/bench-kpath.sh: see docs/kernel-path.md)"),
+	KEY("bpf_pin_dir", "DIR", KIND_PATH, bpf_pin_dir, 0, 0,
+	    "where imgw-loader pinned the kernel path's maps (default /sys/fs/bpf/imgw)"),
+	KEY("block_after", "N", KIND_COUNT, block_after, 0, 1000000,
+	    "failed logins from one source address within --block-window that add it to the XDP blocklist; 0 disables (default 20)"),
+	KEY("block_window", "SEC", KIND_SECONDS, block_window,
+	    1, MAX_TIMEOUT_SEC,
+	    "window in which --block-after failed logins count (default 60)"),
+	KEY("block_ttl", "SEC", KIND_SECONDS, block_ttl,
+	    1, MAX_TIMEOUT_SEC * 30,
+	    "how long a source stays in the blocklist (default 300)"),
+	KEY("ws_origins", "LIST", KIND_LIST, ws_origins, 0, 0,
+	    "comma-separated Origin values (such as http://127.0.0.1:7071) a WebSocket handshake must carry one of (default: any origin, or none)"),
+	KEY("web_dir", "DIR", KIND_PATH, web_dir, 0, 0,
+	    "serve the files of DIR (the repository's web/ holds the chat page) under /web/ on the --http port (default: none, nothing served)"),
+	KEY("workers", "N", KIND_COUNT, workers, 1, 64,
+	    "gateway processes that share the listen port (SO_REUSEPORT), each its own node with node id <node-id>-w<index> and admin HTTP on the --http port plus its index; the parent restarts a worker that dies (default 1)"),
+	KEY("flush_writev", NULL, KIND_BOOL, flush_writev, 0, 0,
+	    "write each client's queued output with its own writev() instead of sending the output of all clients of one loop pass with one io_uring_enter() (default off; io_uring is used when the kernel allows it)"),
+	KEY("fault_drop_super_acks", NULL, KIND_BOOL, fault_drop_super_acks,
+	    0, 0,
+	    "for tests: apply super-session transitions but send no SUPER_ACK (default off; also POST /v1/faults)"),
 };
 
 static void config_defaults(struct gw_config *cfg)
@@ -125,8 +116,8 @@ static void config_defaults(struct gw_config *cfg)
 	cfg->workers = 1;
 }
 
-static int parse_number(const char *text, unsigned long min,
-			unsigned long max, unsigned long *out)
+static int parse_number(const char *text, unsigned long long min,
+			unsigned long long max, unsigned long *out)
 {
 	unsigned long long value;
 	char *end;
@@ -172,16 +163,6 @@ static int set_string(char *dst, size_t cap, const char *value)
 	return 0;
 }
 
-static int check_addr(const char *value)
-{
-	char host[256];
-	uint16_t port;
-
-	if (parse_host_port(value, host, sizeof(host), &port) < 0 || port == 0)
-		return -EINVAL;
-	return 0;
-}
-
 static int check_node_id(const char *value)
 {
 	if (!*value)
@@ -193,7 +174,7 @@ static int check_node_id(const char *value)
 	return 0;
 }
 
-static int config_apply(struct gw_config *cfg, const struct config_key *k,
+static int config_apply(void *cfg, const struct config_key *k,
 			const char *value)
 {
 	char *field = (char *)cfg + k->offset;
@@ -202,7 +183,7 @@ static int config_apply(struct gw_config *cfg, const struct config_key *k,
 
 	switch (k->kind) {
 	case KIND_ADDR:
-		if (check_addr(value))
+		if (config_check_addr(value))
 			return -EINVAL;
 		return set_string(field, CONFIG_ADDR_LEN, value);
 	case KIND_NODE_ID:
@@ -260,11 +241,11 @@ static void config_describe_expected(const struct config_key *k, char *out,
 			 CONFIG_NODE_ID_LEN - 1);
 		break;
 	case KIND_BYTES:
-		snprintf(out, cap, "a whole number of bytes from %lu to %lu",
+		snprintf(out, cap, "a whole number of bytes from %llu to %llu",
 			 k->min, k->max);
 		break;
 	case KIND_SECONDS:
-		snprintf(out, cap, "a whole number of seconds from %lu to %lu",
+		snprintf(out, cap, "a whole number of seconds from %llu to %llu",
 			 k->min, k->max);
 		break;
 	case KIND_LOG_LEVEL:
@@ -281,7 +262,7 @@ static void config_describe_expected(const struct config_key *k, char *out,
 			 CONFIG_PATH_LEN - 1);
 		break;
 	case KIND_COUNT:
-		snprintf(out, cap, "a whole number from %lu to %lu", k->min,
+		snprintf(out, cap, "a whole number from %llu to %llu", k->min,
 			 k->max);
 		break;
 	case KIND_SECRET:
@@ -294,107 +275,40 @@ static void config_describe_expected(const struct config_key *k, char *out,
 	}
 }
 
-static void config_report_invalid(const char *where,
-				  const struct config_key *k,
-				  const char *name, const char *value)
+static void config_report_invalid(const struct config_problem *p)
 {
 	char expected[96];
 
-	config_describe_expected(k, expected, sizeof(expected));
-	fprintf(stderr, "imgw: %sinvalid value '%s' for %s: expected %s\n",
-		where, k->kind == KIND_SECRET ? "(hidden)" : value, name,
+	config_describe_expected(p->key, expected, sizeof(expected));
+	fprintf(stderr, "imgw: %s%sinvalid value '%s' for %s: expected %s\n",
+		p->path ? p->path : "", p->path ? ": " : "", p->value, p->name,
 		expected);
 }
 
-struct ini_state {
-	struct gw_config *cfg;
-	const char *path;
-	int failed;
-	char bad_section[64];   /* the last unknown section reported */
-};
-
-/* Rejects a key outside [gateway], naming each bad section once. libinih
- * reports sections only through their keys, so an empty unknown section
- * passes. */
-static void config_ini_bad_section(struct ini_state *st, const char *section,
-				   const char *name)
+static void config_report(const struct config_problem *p)
 {
-	st->failed = 1;
-	if (!section[0]) {
-		fprintf(stderr, "imgw: %s: key '%s' is outside a section: expected it under [gateway]\n",
-			st->path, name);
-		return;
+	switch (p->kind) {
+	case CONFIG_READ_FAILED:
+		fprintf(stderr, "imgw: cannot read config file %s: %s\n",
+			p->path,
+			p->status == -1 ? strerror(p->err) : "out of memory");
+		break;
+	case CONFIG_SYNTAX_ERROR:
+		fprintf(stderr, "imgw: %s:%d: syntax error\n", p->path,
+			p->status);
+		break;
+	case CONFIG_UNKNOWN_KEY:
+		fprintf(stderr, "imgw: %s: unknown key '%s' in section [%s]\n",
+			p->path, p->name, p->section);
+		break;
+	case CONFIG_INVALID_VALUE:
+		config_report_invalid(p);
+		break;
+	case CONFIG_EXTRA_ARGUMENT:
+		fprintf(stderr, "imgw: unexpected argument '%s'; run 'imgw --help' for the options\n",
+			p->value);
+		break;
 	}
-	if (strcmp(st->bad_section, section) == 0)
-		return;
-	snprintf(st->bad_section, sizeof(st->bad_section), "%s", section);
-	fprintf(stderr, "imgw: %s: unknown section [%s]: expected [gateway]\n",
-		st->path, section);
-}
-
-static int config_ini_cb(void *arg, const char *section, const char *name,
-			 const char *value)
-{
-	struct ini_state *st = arg;
-	char where[320];
-
-	/* This libinih build passes no line numbers to the handler. */
-	snprintf(where, sizeof(where), "%s: ", st->path);
-	if (strcmp(section, "gateway") != 0) {
-		config_ini_bad_section(st, section, name);
-		return 1;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
-		const struct config_key *k = &config_keys[i];
-
-		if (strcmp(k->key, name) != 0)
-			continue;
-		if (config_apply(st->cfg, k, value)) {
-			config_report_invalid(where, k, name, value);
-			st->failed = 1;
-		}
-		return 1;
-	}
-	fprintf(stderr, "imgw: %sunknown key '%s' in section [gateway]\n",
-		where, name);
-	st->failed = 1;
-	return 1;
-}
-
-static int config_load_file(struct gw_config *cfg, const char *path)
-{
-	struct ini_state st = { .cfg = cfg, .path = path };
-	int rc = ini_parse(path, config_ini_cb, &st);
-
-	if (rc < 0) {
-		fprintf(stderr, "imgw: cannot read config file %s: %s\n", path,
-			rc == -1 ? strerror(errno) : "out of memory");
-		return -EINVAL;
-	}
-	if (rc > 0) {
-		fprintf(stderr, "imgw: %s:%d: syntax error\n", path, rc);
-		return -EINVAL;
-	}
-	return st.failed ? -EINVAL : 0;
-}
-
-static void config_usage(FILE *out)
-{
-	char left[64];
-
-	fprintf(out, "usage: imgw [options]\n\n");
-	fprintf(out, "  %-30s %s\n", "--config FILE",
-		"INI file with a [gateway] section whose keys are the option names with '_' for '-'; flags override it");
-	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
-		const char *help = config_keys[i].help;
-		const char *gap = strstr(help, "  ");
-
-		/* help is "METAVAR  description". */
-		snprintf(left, sizeof(left), "--%s %.*s", config_keys[i].flag,
-			 (int)(gap - help), help);
-		fprintf(out, "  %-30s %s\n", left, gap + 2);
-	}
-	fprintf(out, "  %-30s %s\n", "--help", "print this help and exit");
 }
 
 static void config_default_node_id(struct gw_config *cfg)
@@ -409,79 +323,11 @@ static void config_default_node_id(struct gw_config *cfg)
 	snprintf(cfg->node_id, sizeof(cfg->node_id), "%.100s-%u", host, port);
 }
 
-/* Flag ids are 1 + the index in config_keys; these come after them. */
-enum { OPT_CONFIG = 1000, OPT_HELP };
-
-static struct option *config_long_options(void)
-{
-	static struct option opts[ARRAY_SIZE(config_keys) + 3];
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(config_keys); i++)
-		opts[i] = (struct option){ config_keys[i].flag,
-					   config_keys[i].kind == KIND_BOOL ?
-					   no_argument : required_argument,
-					   NULL, (int)i + 1 };
-	opts[i++] = (struct option){ "config", required_argument, NULL,
-				     OPT_CONFIG };
-	opts[i++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
-	opts[i] = (struct option){ 0 };
-	return opts;
-}
-
-/* First pass: --help and --config only. Returns 1 for --help. */
-static int config_find_file(int argc, char **argv, const char **path)
-{
-	const struct option *opts = config_long_options();
-	int opt;
-
-	opterr = 0;
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (opt == OPT_HELP)
-			return 1;
-		if (opt == OPT_CONFIG)
-			*path = optarg;
-	}
-	return 0;
-}
-
-static int config_apply_flags(struct gw_config *cfg, int argc, char **argv)
-{
-	const struct option *opts = config_long_options();
-	char name[64];
-	int opt;
-
-	opterr = 1;
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (opt == OPT_CONFIG)
-			continue;
-		if (opt < 1 || opt > (int)ARRAY_SIZE(config_keys)) {
-			fprintf(stderr, "imgw: run 'imgw --help' for the options\n");
-			return -EINVAL;
-		}
-		const struct config_key *k = &config_keys[opt - 1];
-
-		if (config_apply(cfg, k, optarg)) {
-			snprintf(name, sizeof(name), "--%s", k->flag);
-			config_report_invalid("", k, name,
-					      optarg ? optarg : "");
-			return -EINVAL;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "imgw: unexpected argument '%s'; run 'imgw --help' for the options\n",
-			argv[optind]);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* Takes the link secret from IMGW_LINK_SECRET, between the file and the
  * flags. */
-static int config_load_env(struct gw_config *cfg)
+static int config_load_env(void *arg)
 {
+	struct gw_config *cfg = arg;
 	const char *secret = getenv("IMGW_LINK_SECRET");
 
 	if (!secret || !secret[0])
@@ -494,25 +340,28 @@ static int config_load_env(struct gw_config *cfg)
 	return 0;
 }
 
+static const char *const config_sections[] = { "gateway", NULL };
+
+static const struct config_spec config_spec = {
+	.program = "imgw",
+	.usage = "usage: imgw [options]",
+	.config_help = "INI file with a [gateway] section whose keys are the option names with '_' for '-'; flags override it",
+	.help_width = 30,
+	.sections = config_sections,
+	.sections_text = "[gateway]",
+	.keys = config_keys,
+	.key_count = ARRAY_SIZE(config_keys),
+	.apply = config_apply,
+	.report = config_report,
+	.load_env = config_load_env,
+};
+
 int config_load(struct gw_config *cfg, int argc, char **argv)
 {
-	const char *path = NULL;
 	int err;
 
 	config_defaults(cfg);
-	if (config_find_file(argc, argv, &path)) {
-		config_usage(stdout);
-		return 1;
-	}
-	if (path) {
-		err = config_load_file(cfg, path);
-		if (err)
-			return err;
-	}
-	err = config_load_env(cfg);
-	if (err)
-		return err;
-	err = config_apply_flags(cfg, argc, argv);
+	err = config_parse(&config_spec, cfg, argc, argv);
 	if (err)
 		return err;
 	if (!cfg->node_id[0])

@@ -14,15 +14,12 @@
 #include <stdint.h>
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,43 +34,13 @@
 #define SOURCE_ADDR "10.200.0.2"
 #define BLOCK_AFTER "5"
 #define BLOCK_TTL_SEC 120
+#define STRINGIFY(x) #x
+#define TO_STRING(x) STRINGIFY(x)
 
-/* Starts gateway 0 again on its ports with the guard's flags. */
-static void gw_spawn_guard(struct harness *h)
-{
-	struct daemon_proc *d = &h->gw[0];
-	char bin[PATH_MAX], listen[32], http[32], biz[32], ttl[16];
-	char *argv[] = {
-		bin, "--listen", listen, "--http", http, "--bizsvr", biz,
-		"--node-id", d->node_id, "--bpf-pin-dir", TEST_PIN_DIR,
-		"--block-after", BLOCK_AFTER, "--block-window", "60",
-		"--block-ttl", ttl, "--log-level", "info", NULL,
-	};
-	pid_t pid;
-	int fd;
-
-	snprintf(bin, sizeof(bin), "%s/imgw", getenv("IMGW_BUILD"));
-	snprintf(listen, sizeof(listen), "127.0.0.1:%u", d->port);
-	snprintf(http, sizeof(http), "127.0.0.1:%u", d->http_port);
-	snprintf(biz, sizeof(biz), "127.0.0.1:%u", h->biz.port);
-	snprintf(ttl, sizeof(ttl), "%d", BLOCK_TTL_SEC);
-	fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-		  0644);
-	H_CHECK(fd >= 0, "cannot open log %s", d->log_path);
-	fflush(NULL);
-	pid = fork();
-	H_CHECK(pid >= 0, "fork failed");
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(fd);
-	d->pid = pid;
-	harness_wait_upstream(h, 0, 1);
-}
+static const char *const gw_args[] = {
+	"--bpf-pin-dir", TEST_PIN_DIR, "--block-after", BLOCK_AFTER,
+	"--block-window", "60", "--block-ttl", TO_STRING(BLOCK_TTL_SEC), NULL,
+};
 
 /* Connects to gateway 0 from source (bound before connect), logs in with
  * a forged token and checks that the login fails with AUTH_FAILED. */
@@ -135,14 +102,13 @@ static uint64_t mono_ns(void)
 
 static void test_guard_login_blocks(void **state)
 {
-	struct harness *h = harness_start(1, NULL);
+	const struct gw_options opt = { .args = gw_args };
+	struct harness *h = harness_start(1, &opt);
 	struct imgw_block val;
 	uint64_t before, after;
 	int threshold = atoi(BLOCK_AFTER);
 
 	(void)state;
-	harness_gw_stop(h, 0, SIGTERM);
-	gw_spawn_guard(h);
 	H_CHECK(harness_metric(&h->gw[0], "imgw_login_guard_blocking") == 1,
 		"the gateway did not open the blocklist maps in %s",
 		TEST_PIN_DIR);

@@ -8,13 +8,9 @@
  * and logging in between broadcasts. It also times each broadcast until the
  * slowest member has it, on the kernel path and on the userspace path.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -40,40 +36,13 @@ static char members[MEMBERS + 8][16];
 static const char *member_ptrs[MEMBERS + 8];
 static struct sgroup group;
 
-/* Starts gateway 0 again on its ports with --kernel-path mode. */
-static void gw_spawn_kpath(struct harness *h, const char *mode)
-{
-	struct daemon_proc *d = &h->gw[0];
-	char bin[PATH_MAX], listen[32], http[32], biz[32];
-	char *argv[] = {
-		bin, "--listen", listen, "--http", http, "--bizsvr", biz,
-		"--node-id", d->node_id, "--kernel-path", (char *)mode,
-		"--bpf-pin-dir", TEST_PIN_DIR, "--log-level", "info", NULL,
-	};
-	pid_t pid;
-	int fd;
-
-	snprintf(bin, sizeof(bin), "%s/imgw", getenv("IMGW_BUILD"));
-	snprintf(listen, sizeof(listen), "127.0.0.1:%u", d->port);
-	snprintf(http, sizeof(http), "127.0.0.1:%u", d->http_port);
-	snprintf(biz, sizeof(biz), "127.0.0.1:%u", h->biz.port);
-	fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-		  0644);
-	H_CHECK(fd >= 0, "cannot open log %s", d->log_path);
-	fflush(NULL);
-	pid = fork();
-	H_CHECK(pid >= 0, "fork failed");
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(fd);
-	d->pid = pid;
-	harness_wait_upstream(h, 0, 1);
-}
+/* Gateway flags per --kernel-path mode, kept by the harness for restarts. */
+static const char *const gw_args_off[] = {
+	"--kernel-path", "off", "--bpf-pin-dir", TEST_PIN_DIR, NULL,
+};
+static const char *const gw_args_on[] = {
+	"--kernel-path", "on", "--bpf-pin-dir", TEST_PIN_DIR, NULL,
+};
 
 static json_t *kpath_state(struct harness *h)
 {
@@ -111,10 +80,11 @@ static long long kpath_moved(struct harness *h, const char *reason)
 /* Starts bizsvr and one gateway with the mode; makes a forced super session. */
 static struct harness *start(const char *mode, struct tclient **t, size_t n)
 {
-	struct harness *h = harness_start_args(1, NULL, biz_args);
+	struct gw_options opt = {
+		.args = strcmp(mode, "on") == 0 ? gw_args_on : gw_args_off,
+	};
+	struct harness *h = harness_start_args(1, &opt, biz_args);
 
-	harness_gw_stop(h, 0, SIGTERM);
-	gw_spawn_kpath(h, mode);
 	for (size_t i = 0; i < MEMBERS + 8; i++) {
 		snprintf(members[i], sizeof(members[i]), "k%02zu", i);
 		member_ptrs[i] = members[i];
