@@ -224,8 +224,9 @@ static void config_report(const struct config_problem *p)
 			p->path, strerror(p->err));
 		break;
 	case CONFIG_SYNTAX_ERROR:
-		fprintf(stderr, "bizsvr: %s:%d: INI syntax error\n", p->path,
-			p->status);
+		fprintf(stderr, "bizsvr: %s:%d: INI syntax error%s%s\n",
+			p->path, p->status, p->detail ? ": " : "",
+			p->detail ? p->detail : "");
 		break;
 	case CONFIG_UNKNOWN_KEY:
 		fprintf(stderr, "bizsvr: %s: unknown key '%s' in [%s]\n",
