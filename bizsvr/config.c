@@ -44,13 +44,16 @@ static int set_string(char **field, const char *value)
 	return 0;
 }
 
-/* Parses a decimal integer in [min, max]. Returns 0 or -EINVAL. */
+/* Parses a decimal integer in [min, max]. Returns 0 or -EINVAL. A sign or
+ * leading space is invalid, as in imgw, though strtoll() would take it. */
 static int parse_int(const char *value, long long min, long long max,
 		     long long *out)
 {
 	char *end;
 	long long v;
 
+	if (value[0] < '0' || value[0] > '9')
+		return -EINVAL;
 	errno = 0;
 	v = strtoll(value, &end, 10);
 	if (errno || end == value || *end || v < min || v > max)
