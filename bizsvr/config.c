@@ -44,13 +44,16 @@ static int set_string(char **field, const char *value)
 	return 0;
 }
 
-/* Parses a decimal integer in [min, max]. Returns 0 or -EINVAL. */
+/* Parses a decimal integer in [min, max]. Returns 0 or -EINVAL. A sign or
+ * leading space is invalid, as in imgw, though strtoll() would take it. */
 static int parse_int(const char *value, long long min, long long max,
 		     long long *out)
 {
 	char *end;
 	long long v;
 
+	if (value[0] < '0' || value[0] > '9')
+		return -EINVAL;
 	errno = 0;
 	v = strtoll(value, &end, 10);
 	if (errno || end == value || *end || v < min || v > max)
@@ -224,8 +227,9 @@ static void config_report(const struct config_problem *p)
 			p->path, strerror(p->err));
 		break;
 	case CONFIG_SYNTAX_ERROR:
-		fprintf(stderr, "bizsvr: %s:%d: INI syntax error\n", p->path,
-			p->status);
+		fprintf(stderr, "bizsvr: %s:%d: INI syntax error%s%s\n",
+			p->path, p->status, p->detail ? ": " : "",
+			p->detail ? p->detail : "");
 		break;
 	case CONFIG_UNKNOWN_KEY:
 		fprintf(stderr, "bizsvr: %s: unknown key '%s' in [%s]\n",

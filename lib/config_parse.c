@@ -26,6 +26,21 @@ struct config_flags {
 	char names[CONFIG_KEYS_MAX][CONFIG_FLAG_MAX];
 };
 
+/*
+ * Line source for ini_parse_stream(). libinih reads a line in chunks of its
+ * buffer size and parses each chunk as a line of its own, so the tail of a
+ * long value would become an entry. This reader stops at such a line and at
+ * a NUL byte instead, which also ends the read of a device like /dev/zero.
+ * XXX: The limit is libinih's buffer (199 bytes in Debian's libinih 55), so
+ * a longer ws_origins list or secret cannot come from a file.
+ */
+struct config_reader {
+	FILE *file;
+	int line;               /* lines returned so far */
+	int err;                /* errno of a failed read, or 0 */
+	char bad[64];           /* why the reader rejected a line, or "" */
+};
+
 struct ini_state {
 	const struct config_spec *spec;
 	void *cfg;
@@ -149,25 +164,100 @@ static int config_ini_entry(void *arg, const char *section, const char *name,
 	return 1;
 }
 
+/* Reads one line of at most cap - 1 bytes, the line end included, into
+ * str, as fgets() would. */
+static char *config_read_line(char *str, int cap, void *arg)
+{
+	struct config_reader *r = arg;
+	int len = 0, ch = EOF;
+
+	while (len < cap - 1) {
+		ch = getc(r->file);
+		if (ch == EOF || ch == '\0')
+			break;
+		str[len++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	if (ch == '\0') {
+		snprintf(r->bad, sizeof(r->bad), "NUL byte in the line");
+		r->line++;
+		return NULL;
+	}
+	if (ch == EOF && ferror(r->file)) {
+		r->err = errno;
+		return NULL;
+	}
+	if (len == cap - 1 && ch != '\n') {
+		ch = getc(r->file);
+		if (ch != EOF && ch != '\n') {
+			snprintf(r->bad, sizeof(r->bad),
+				 "line longer than %d bytes", cap - 1);
+			r->line++;
+			return NULL;
+		}
+	}
+	if (!len)
+		return NULL;
+	str[len] = '\0';
+	r->line++;
+	return str;
+}
+
+/* Reports the first problem of the file itself, if any: a failed read, a
+ * libinih syntax error or a line the reader rejected. */
+static int config_check_read(const struct config_spec *spec,
+			     const char *path, int rc,
+			     const struct config_reader *r)
+{
+	struct config_problem problem = { .path = path, .status = rc };
+
+	if (r->err) {
+		problem.kind = CONFIG_READ_FAILED;
+		problem.status = -1;
+		problem.err = r->err;
+	} else if (rc > 0) {
+		/* libinih parsed only the lines before a rejected one. */
+		problem.kind = CONFIG_SYNTAX_ERROR;
+	} else if (r->bad[0]) {
+		problem.kind = CONFIG_SYNTAX_ERROR;
+		problem.status = r->line;
+		problem.detail = r->bad;
+	} else {
+		return 0;
+	}
+	spec->report(&problem);
+	return -EINVAL;
+}
+
 static int config_read_file(const struct config_spec *spec, void *cfg,
 			    const char *path)
 {
 	struct ini_state st = { .spec = spec, .cfg = cfg, .path = path };
-	int rc = ini_parse(path, config_ini_entry, &st);
+	struct config_reader reader = { 0 };
 	struct config_problem problem = {
-		.path = path, .status = rc, .err = errno,
+		.kind = CONFIG_READ_FAILED, .path = path, .status = -1,
 	};
+	int rc, err;
 
-	if (rc < 0) {
-		problem.kind = CONFIG_READ_FAILED;
+	reader.file = fopen(path, "r");
+	if (!reader.file) {
+		problem.err = errno;
 		spec->report(&problem);
 		return -EINVAL;
 	}
-	if (rc > 0) {
-		problem.kind = CONFIG_SYNTAX_ERROR;
+	rc = ini_parse_stream(config_read_line, &reader, config_ini_entry,
+			      &st);
+	fclose(reader.file);
+	if (rc == -2) {
+		problem.status = -2;
+		problem.err = ENOMEM;
 		spec->report(&problem);
 		return -EINVAL;
 	}
+	err = config_check_read(spec, path, rc, &reader);
+	if (err)
+		return err;
 	return st.failed ? -EINVAL : 0;
 }
 

@@ -34,7 +34,9 @@ struct config_key {
 
 enum config_problem_kind {
 	CONFIG_READ_FAILED,     /* path, status -1 (errno in err) or -2 */
-	CONFIG_SYNTAX_ERROR,    /* path, status: line of the first error */
+	/* path, status: line of the first error; detail when the line is
+	 * too long or contains a NUL byte */
+	CONFIG_SYNTAX_ERROR,
 	CONFIG_UNKNOWN_KEY,     /* path, section, name */
 	/* key, name, value; path and section only for an INI value, where
 	 * name is the INI key, else name is the flag with its dashes */
@@ -52,6 +54,7 @@ struct config_problem {
 	const char *section;
 	const char *name;
 	const char *value;      /* "(hidden)" for a secret key */
+	const char *detail;     /* what is wrong with the line, or NULL */
 	const struct config_key *key;
 };
 

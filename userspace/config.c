@@ -294,8 +294,9 @@ static void config_report(const struct config_problem *p)
 			p->status == -1 ? strerror(p->err) : "out of memory");
 		break;
 	case CONFIG_SYNTAX_ERROR:
-		fprintf(stderr, "imgw: %s:%d: syntax error\n", p->path,
-			p->status);
+		fprintf(stderr, "imgw: %s:%d: syntax error%s%s\n", p->path,
+			p->status, p->detail ? ": " : "",
+			p->detail ? p->detail : "");
 		break;
 	case CONFIG_UNKNOWN_KEY:
 		fprintf(stderr, "imgw: %s: unknown key '%s' in section [%s]\n",

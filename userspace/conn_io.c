@@ -372,13 +372,18 @@ static void conn_schedule_flush(struct conn *c)
 	TAILQ_INSERT_TAIL(&gw->flush_list, c, flush_link);
 }
 
-int conn_commit_frame(struct conn *c)
+/*
+ * Schedules the flush of a frame just appended to c's output, or closes c as
+ * slow when its output is over out_cap. A frame that is alone in the output
+ * passes at any size when over_cap_ok is set.
+ */
+static int conn_commit(struct conn *c, int over_cap_ok)
 {
 	struct gateway *gw = c->gw;
 	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
 
 	gw->stats.frames_sent++;
-	if (queued <= gw->cfg.out_cap) {
+	if (queued <= gw->cfg.out_cap || over_cap_ok) {
 		conn_schedule_flush(c);
 		return 0;
 	}
@@ -391,13 +396,30 @@ int conn_commit_frame(struct conn *c)
 	return -ENOBUFS;
 }
 
+int conn_commit_frame(struct conn *c)
+{
+	return conn_commit(c, 0);
+}
+
+/*
+ * Commits a reply to one of c's requests. A reply that finds the output
+ * empty is sent whatever its size, because a SYNC_RESULT page of the largest
+ * messages is over the default out_cap and the client is not behind.
+ */
+static int conn_commit_reply(struct conn *c, size_t queued_before)
+{
+	return conn_commit(c, queued_before == 0);
+}
+
 int conn_send(struct conn *c, unsigned int op, uint32_t request_id,
 	      const ProtobufCMessage *msg)
 {
+	size_t queued;
 	int err;
 
 	if (c->state == CONN_CLOSING)
 		return -EPIPE;
+	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
 	if (c->ws)
 		err = ws_append_frame(c, op, request_id, msg, NULL, 0);
 	else
@@ -405,16 +427,18 @@ int conn_send(struct conn *c, unsigned int op, uint32_t request_id,
 				  request_id, msg);
 	if (err)
 		return err;
-	return conn_commit_frame(c);
+	return conn_commit_reply(c, queued);
 }
 
 int conn_send_raw(struct conn *c, unsigned int op, uint32_t request_id,
 		  const void *body, size_t len)
 {
+	size_t queued;
 	int err;
 
 	if (c->state == CONN_CLOSING)
 		return -EPIPE;
+	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
 	if (c->ws)
 		err = ws_append_frame(c, op, request_id, NULL, body, len);
 	else
@@ -422,7 +446,7 @@ int conn_send_raw(struct conn *c, unsigned int op, uint32_t request_id,
 				      request_id, body, len);
 	if (err)
 		return err;
-	return conn_commit_frame(c);
+	return conn_commit_reply(c, queued);
 }
 
 static void format_peer(const struct sockaddr *sa, char *out, size_t cap)

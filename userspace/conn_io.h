@@ -25,7 +25,9 @@ int conn_io_listen(struct gateway *gw);
 void conn_io_shutdown(struct gateway *gw);
 
 /* Queue one frame to c. Return 0, -EPIPE when c is closing, -ENOMEM, or
- * -ENOBUFS when the frame pushed c over out_cap and c was closed. */
+ * -ENOBUFS when the frame pushed c over out_cap and c was closed. A frame
+ * that finds the output empty is queued at any size, so these are for
+ * replies and control frames, not pushes. */
 int conn_send(struct conn *c, unsigned int op, uint32_t request_id,
 	      const ProtobufCMessage *msg);
 int conn_send_raw(struct conn *c, unsigned int op, uint32_t request_id,

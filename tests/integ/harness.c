@@ -157,7 +157,7 @@ static void random_hex(char *out, size_t bytes)
 
 /* Returns the directory holding imgw and bizsvr: $IMGW_BUILD, or three
  * levels above this test binary (BUILD/tests/integ/test_x). */
-static const char *build_dir(void)
+const char *harness_build_dir(void)
 {
 	static char dir[PATH_MAX];
 	ssize_t n;
@@ -228,7 +228,7 @@ static void biz_spawn(struct harness *h)
 		argv[n++] = (char *)h->biz_args[i];
 	}
 	argv[n] = NULL;
-	snprintf(bin, sizeof(bin), "%s/bizsvr", build_dir());
+	snprintf(bin, sizeof(bin), "%s/bizsvr", harness_build_dir());
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", h->biz.port);
 	snprintf(http, sizeof(http), "127.0.0.1:%u", h->biz.http_port);
 	snprintf(max_payload, sizeof(max_payload), "%zu", h->max_payload);
@@ -258,7 +258,7 @@ static void gw_spawn(struct harness *h, struct daemon_proc *d)
 		argv[n++] = (char *)d->opts.args[i];
 	}
 	argv[n] = NULL;
-	snprintf(bin, sizeof(bin), "%s/imgw", build_dir());
+	snprintf(bin, sizeof(bin), "%s/imgw", harness_build_dir());
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", d->port);
 	snprintf(http, sizeof(http), "127.0.0.1:%u", d->http_port);
 	snprintf(biz, sizeof(biz), "127.0.0.1:%u",

@@ -91,6 +91,10 @@ struct harness *harness_start(int gw_count, const struct gw_options *opts);
 struct harness *harness_start_args(int gw_count, const struct gw_options *opts,
 				   const char *const *biz_args);
 
+/* Returns the directory of the imgw and bizsvr binaries under test:
+ * $IMGW_BUILD, or the build directory this test binary lies in. */
+const char *harness_build_dir(void);
+
 /* Stops every daemon with SIGTERM and fails the test if one exits non-zero,
  * by a signal, or not in time. Removes the temp dir when all went well. */
 void harness_stop(struct harness *h);

@@ -2,7 +2,8 @@
 /*
  * Sync after a reconnect: a member misses 20 messages while offline, logs in
  * again and SYNCs from its last seq + 1. It must get exactly the missed
- * messages in order; limit and `more` page through them.
+ * messages in order; limit and `more` page through them. A page of the
+ * largest messages must reach the client with default settings.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,12 +197,46 @@ static void test_sync_rejects(void **state)
 	tc_free(eve);
 }
 
+/* Big messages fill a page to bizsvr's byte budget, so with the default
+ * --max-payload, --sync-limit and --out-cap the SYNC_RESULT frame alone is
+ * over out_cap. The client asked for it and has nothing else queued, so it
+ * must get the page, not a close as slow. */
+static void test_sync_big_page(void **state)
+{
+	struct harness *h = harness_start(1, NULL);
+	const char *const members[] = { "ana" };
+	static char payload[32768 + 1];
+	Imgw__SyncResult *res;
+	struct tclient *ana;
+	uint64_t sid;
+
+	memset(payload, 'p', sizeof(payload) - 1);
+	sid = admin_session_create(h, "group", "big", members, 1);
+	for (int i = 0; i < 40; i++)
+		admin_push(h, sid, "system", payload);
+	ana = tc_login(h, 0, "ana", "d");
+
+	res = sync_ok(ana, sid, 1, 0);
+	H_CHECK(res->code == 0, "big sync: code %d", res->code);
+	H_CHECK(res->n_messages > 1 && res->n_messages < 40,
+		"big sync: %zu messages, expected a page cut by bytes",
+		res->n_messages);
+	H_CHECK(res->more, "big sync: more is not set");
+	H_CHECK(res->messages[0]->payload.len == sizeof(payload) - 1,
+		"big sync: payload of %zu bytes", res->messages[0]->payload.len);
+	imgw__sync_result__free_unpacked(res, NULL);
+	H_CHECK(tc_heartbeat(ana, HARNESS_WAIT_MS) == 0,
+		"ana: no HEARTBEAT_ACK after a big sync");
+	tc_free(ana);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_sync_reconnect,
 					  harness_teardown),
 		cmocka_unit_test_teardown(test_sync_rejects, harness_teardown),
+		cmocka_unit_test_teardown(test_sync_big_page, harness_teardown),
 	};
 
 	return cmocka_run_group_tests_name("sync", tests, NULL, NULL);

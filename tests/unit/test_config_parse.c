@@ -380,6 +380,53 @@ static void config_check_addr_ports(void **state)
 	assert_int_equal(config_check_addr("127.0.0.1"), -EINVAL);
 }
 
+static void config_file_directory(void **state)
+{
+	const char *flags[] = { "--config", "/tmp" };
+	struct test_config cfg;
+
+	assert_int_equal(parse(&cfg, 2, flags), -EINVAL);
+	assert_int_equal(problem_count, 1);
+	assert_int_equal(problems[0].kind, CONFIG_READ_FAILED);
+	assert_int_equal(problems[0].status, -1);
+	assert_int_equal(problems[0].err, EISDIR);
+}
+
+/* A stream of NUL bytes without a line end must fail at once, not hang. */
+static void config_file_nul_bytes(void **state)
+{
+	const char *flags[] = { "--config", "/dev/zero" };
+	struct test_config cfg;
+
+	alarm(10);
+	assert_int_equal(parse(&cfg, 2, flags), -EINVAL);
+	alarm(0);
+	assert_int_equal(problem_count, 1);
+	assert_int_equal(problems[0].kind, CONFIG_SYNTAX_ERROR);
+	assert_int_equal(problems[0].status, 1);
+	assert_non_null(problems[0].detail);
+}
+
+/* The tail of a line longer than libinih's line buffer must not be read as
+ * a line of its own, where it could set another key. libinih 55 reads at
+ * most 199 bytes of a line at a time, so "port = 5" starts a chunk. */
+static void config_file_long_line(void **state)
+{
+	const char *flags[] = { "--config", ini_path };
+	char text[512];
+	struct test_config cfg;
+
+	snprintf(text, sizeof(text), "[main]\nname = %0192d%s\n", 0,
+		 "port = 5");
+	write_ini(text);
+	assert_int_equal(parse(&cfg, 2, flags), -EINVAL);
+	assert_int_equal(cfg.port, 0);
+	assert_int_equal(problem_count, 1);
+	assert_int_equal(problems[0].kind, CONFIG_SYNTAX_ERROR);
+	assert_int_equal(problems[0].status, 2);
+	assert_non_null(problems[0].detail);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,6 +447,9 @@ int main(void)
 		cmocka_unit_test_teardown(config_file_syntax_error,
 					  teardown_ini),
 		cmocka_unit_test(config_file_missing),
+		cmocka_unit_test(config_file_directory),
+		cmocka_unit_test(config_file_nul_bytes),
+		cmocka_unit_test_teardown(config_file_long_line, teardown_ini),
 		cmocka_unit_test(config_secret_hidden),
 		cmocka_unit_test(config_extra_argument),
 		cmocka_unit_test(config_unknown_flag),
