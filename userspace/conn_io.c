@@ -331,8 +331,19 @@ static void conn_flush_ring(struct gateway *gw)
 		if (!conn_flush_wanted(c) ||
 		    !evbuffer_get_length(bufferevent_get_output(c->bev)))
 			continue;
-		sendring_add(gw->sendring, c, c->fd,
-			     bufferevent_get_output(c->bev), gw->cfg.out_cap);
+		if (sendring_add(gw->sendring, c, c->fd,
+				 bufferevent_get_output(c->bev),
+				 gw->cfg.out_cap) < 0) {
+			if (!queued) {
+				conn_flush(c);
+				continue;
+			}
+			/* No free entry: submit, then add c again. */
+			c->flush_pending = 1;
+			TAILQ_INSERT_HEAD(&gw->flush_list, c, flush_link);
+			queued = SENDRING_ENTRIES;
+			continue;
+		}
 		queued++;
 	}
 	/* The ring failed: the rest goes out with writev(). */

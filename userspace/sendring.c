@@ -49,9 +49,13 @@ struct sendring *sendring_new(void)
 		errno = ENOMEM;
 		return NULL;
 	}
+	/*
+	 * Kernels before 6.1 reject DEFER_TASKRUN with EINVAL, and the ring
+	 * is not used there: the flush relies on a MSG_DONTWAIT send failing
+	 * with EAGAIN instead of waiting, which the unit tests check on the
+	 * kernel they run on.
+	 */
 	err = io_uring_queue_init(SENDRING_ENTRIES, &sr->ring, flags);
-	if (err == -EINVAL) /* kernels before 6.1 lack DEFER_TASKRUN */
-		err = io_uring_queue_init(SENDRING_ENTRIES, &sr->ring, 0);
 	if (err) {
 		free(sr->slots);
 		free(sr);
@@ -168,10 +172,17 @@ int sendring_submit(struct sendring *sr,
 		return 0;
 	while (seen < want) {
 		err = sendring_wait(sr, want - seen);
+		seen += sendring_reap(sr, done);
 		if (err)
 			break;
-		seen += sendring_reap(sr, done);
 	}
+	/*
+	 * NOTE: after a failed io_uring_enter() the entries without a
+	 * completion are taken as not sent. One that the kernel did submit
+	 * and completes later would send its bytes again on the writev()
+	 * fallback; liburing does not say how many entries a failed call
+	 * submitted.
+	 */
 	for (unsigned int i = 0; err && i < want; i++) {
 		if (!sr->slots[i].conn)
 			continue;
