@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "admin.h"
+#include "batch.h"
 #include "bizsvr.h"
 #include "link.h"
 #include "log.h"
@@ -83,7 +84,8 @@ static int main_start(struct bizsvr *bz)
 	}
 	bz->sessions = session_cache_new(bz->store);
 	bz->presence = presence_new();
-	if (!bz->sessions || !bz->presence) {
+	bz->batch = batch_new(bz);
+	if (!bz->sessions || !bz->presence || !bz->batch) {
 		pr_error("bizsvr: allocating caches failed: %s",
 			 strerror(ENOMEM));
 		return -1;
@@ -113,12 +115,17 @@ static int main_start(struct bizsvr *bz)
 
 static void main_stop(struct bizsvr *bz)
 {
+	/* Messages posted in the last loop pass get their commit and replies
+	 * while the admin server and the links still exist. */
+	if (bz->batch)
+		batch_commit(bz->batch);
 	admin_free(bz->admin);
 	/* Closing links marks their nodes down in the super table. */
 	link_server_free(bz->links);
 	superwire_free(bz->super);
 	session_cache_free(bz->sessions);
 	presence_free(bz->presence);
+	batch_free(bz->batch);
 	store_close(bz->store);
 }
 
@@ -185,8 +192,9 @@ int main(int argc, char **argv)
 	event_base_free(bz.base);
 	libevent_global_shutdown();
 	if (started)
-		pr_info("bizsvr: stopped: %llu messages stored, %llu logins",
+		pr_info("bizsvr: stopped: %llu messages stored in %llu commits, %llu logins",
 			(unsigned long long)bz.stats.messages_stored,
+			(unsigned long long)bz.stats.store_commits,
 			(unsigned long long)bz.stats.logins);
 	config_free(&cfg);
 	return rc;

@@ -683,8 +683,27 @@ static int store_message_insert(struct store *st,
 	return store_exec(st, ST_MESSAGE_INSERT, stmt);
 }
 
-int store_message_append(struct store *st, const struct store_message *msg,
-			 struct store_append_result *res)
+int store_batch_begin(struct store *st)
+{
+	return store_begin(st);
+}
+
+int store_batch_commit(struct store *st)
+{
+	int err = store_commit(st);
+
+	if (err < 0)
+		store_rollback(st);
+	return err;
+}
+
+void store_batch_rollback(struct store *st)
+{
+	store_rollback(st);
+}
+
+int store_message_add(struct store *st, const struct store_message *msg,
+		      struct store_append_result *res)
 {
 	int has_id = msg->client_msg_id && msg->client_msg_id[0];
 	uint64_t seq = 0;
@@ -693,31 +712,38 @@ int store_message_append(struct store *st, const struct store_message *msg,
 	memset(res, 0, sizeof(*res));
 	if (msg->payload_len > INT32_MAX)
 		return -EMSGSIZE;
+	err = has_id ? store_message_find(st, msg, res) : 0;
+	if (err != 0)
+		return err < 0 ? err : 0;
+	err = store_bump_seq(st, msg->session_id, &seq);
+	if (err < 0)
+		return err;
+	err = store_message_insert(st, msg, seq);
+	if (err < 0)
+		return err;
+	res->seq = seq;
+	res->time_ms = msg->time_ms;
+	return 0;
+}
+
+int store_message_append(struct store *st, const struct store_message *msg,
+			 struct store_append_result *res)
+{
+	int err;
+
+	memset(res, 0, sizeof(*res));
+	if (msg->payload_len > INT32_MAX)
+		return -EMSGSIZE;
 	err = store_begin(st);
 	if (err < 0)
 		return err;
-	err = has_id ? store_message_find(st, msg, res) : 0;
-	if (err != 0)
-		goto out;
-	err = store_bump_seq(st, msg->session_id, &seq);
-	if (err < 0)
-		goto out;
-	err = store_message_insert(st, msg, seq);
-	if (err < 0)
-		goto out;
-	res->seq = seq;
-	res->time_ms = msg->time_ms;
-out:
-	if (err < 0) {
+	err = store_message_add(st, msg, res);
+	if (err >= 0)
+		err = store_batch_commit(st);
+	else
 		store_rollback(st);
+	if (err < 0)
 		memset(res, 0, sizeof(*res));
-		return err;
-	}
-	err = store_commit(st);
-	if (err < 0) {
-		store_rollback(st);
-		memset(res, 0, sizeof(*res));
-	}
 	return err;
 }
 
