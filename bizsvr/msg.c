@@ -93,6 +93,18 @@ static int msg_is_origin(const struct presence_device *d,
 	       strcmp(d->node->node_id, from->node_id) == 0;
 }
 
+/* Returns the presence entry of member m, looking it up again only when a
+ * user entry was added or freed since the last lookup. */
+static struct presence_user *msg_member_presence(struct presence *p,
+						 struct session_member *m)
+{
+	if (m->presence_generation != p->users_generation) {
+		m->presence = presence_user_find(p, m->user_id);
+		m->presence_generation = p->users_generation;
+	}
+	return m->presence;
+}
+
 /*
  * Groups the online devices of the members of s by gateway node, marking
  * the origin's connection (the sender's other devices are plain targets).
@@ -109,7 +121,7 @@ static int msg_group_targets(struct bizsvr *bz, const struct session *s,
 
 	*nodes = NULL;
 	HASH_ITER(hh, s->members, m, tmp) {
-		u = presence_user_find(bz->presence, m->user_id);
+		u = msg_member_presence(bz->presence, m);
 		if (!u)
 			continue;
 		DL_FOREACH2(u->devices, d, user_next) {
