@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Group commit of posted messages; see batch.h. Under load one event loop
+ * Group commit of posted messages (see batch.h). Under load one event loop
  * pass reads many posts, and one COMMIT for all of them replaces a COMMIT,
  * its WAL write and its file locking per message.
  */
@@ -79,6 +79,7 @@ static void batch_rollback(struct batch *b, int err)
 {
 	unsigned int count = b->count;
 
+	/* XXX: One failed append or commit fails every message of the batch, up to BATCH_MAX_MESSAGES, including those that would have been stored alone. Their senders must retry with the same client_msg_id. */
 	store_batch_rollback(b->bz->store);
 	b->open = 0;
 	pr_error("batch: rolled back %u queued messages: %s", count,
