@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "log.h"
 #include "../../bizsvr/store.h"
@@ -495,6 +496,50 @@ static void test_batch_add_unknown_session(void **state)
 	store_batch_rollback(fx->st);
 }
 
+/* Sets sessions.last_seq of session id, as a database written by a version
+ * that bumped the column with every message may have it. */
+static void set_last_seq_column(const char *path, uint64_t id, uint64_t seq)
+{
+	char sql[128];
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+		 "UPDATE sessions SET last_seq = %llu WHERE id = %llu",
+		 (unsigned long long)seq, (unsigned long long)id);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static void test_last_seq_column_respected(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_append_result res;
+	struct store_session s;
+	uint64_t s1;
+
+	assert_int_equal(store_session_create(fx->st, STORE_KIND_GROUP, "old",
+					      1, &s1), 0);
+	assert_int_equal(append_text(fx->st, s1, "alice", "m1", "one", 1, &res),
+			 0);
+	assert_int_equal(res.seq, 1);
+	store_close(fx->st);
+	set_last_seq_column(fx->path, s1, 10);
+	fx->st = store_open(fx->path);
+	assert_non_null(fx->st);
+
+	assert_int_equal(store_session_get(fx->st, s1, &s), 0);
+	assert_int_equal(s.last_seq, 10);
+	store_session_clear(&s);
+	assert_int_equal(append_text(fx->st, s1, "alice", "m2", "two", 2, &res),
+			 0);
+	assert_int_equal(res.seq, 11);
+	assert_int_equal(store_session_get(fx->st, s1, &s), 0);
+	assert_int_equal(s.last_seq, 11);
+	store_session_clear(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -521,6 +566,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_rollback_drops_all,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_add_unknown_session,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_seq_column_respected,
 						setup, teardown),
 	};
 
