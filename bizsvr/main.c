@@ -183,6 +183,27 @@ static void main_tune_malloc(void)
 		pr_warn("bizsvr: setting the malloc thresholds failed, keeping the defaults");
 }
 
+/*
+ * Creates the event loop with libevent's epoll change list, which merges
+ * the changes made to one fd in a loop pass into one epoll_ctl(). Every
+ * admin HTTP request turns reading off and writing on and back again, and
+ * the change list halved the epoll_ctl() calls per message (4.2 to 2.1 in
+ * the zipf500-rate5000-128B run). libevent documents it as unsafe with fds
+ * cloned by dup(), and the daemon registers none.
+ */
+static struct event_base *main_new_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (!cfg)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 int main(int argc, char **argv)
 {
 	struct bizsvr_config cfg;
@@ -204,7 +225,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	bz.base = event_base_new();
+	bz.base = main_new_base();
 	if (!bz.base) {
 		pr_error("bizsvr: creating the event loop failed");
 		config_free(&cfg);
