@@ -16,6 +16,7 @@
 #include <utlist.h>
 
 #include "admin.h"
+#include "batch.h"
 #include "httputil.h"
 #include "link.h"
 #include "log.h"
@@ -262,6 +263,9 @@ static void admin_metrics(struct admin_req *r)
 	metrics_append(out, "bizsvr_messages_duplicate_total", "counter",
 		       "Messages whose client_msg_id was stored before.",
 		       st->messages_duplicate);
+	metrics_append(out, "bizsvr_store_commits_total", "counter",
+		       "Commits of message batches; messages stored and duplicates over this is the batch size.",
+		       st->store_commits);
 	metrics_append(out, "bizsvr_deliver_frames_total", "counter",
 		       "DELIVER frames sent to gateways.", st->deliver_frames);
 	metrics_append(out, "bizsvr_deliveries_total", "counter",
@@ -558,12 +562,59 @@ static void admin_remove_member(struct admin_req *r, struct session *s,
 	http_reply_json(r->req, 200, json_pack("{s:i}", "removed", ret));
 }
 
-/* Stores and pushes the "payload" of body in s from sender, then replies. */
+/*
+ * Sends the 200 reply of a stored message, printed directly in the form
+ * http_reply_json() gives. This reply is on the hot path of the message API,
+ * where building and dumping a jansson object per message is wasted work.
+ */
+static void admin_reply_posted(struct evhttp_request *req,
+			       uint64_t session_id,
+			       const struct store_append_result *res)
+{
+	struct evbuffer *out = evbuffer_new();
+
+	if (!out) {
+		pr_error("admin: replying to the message post in session %llu failed: %s",
+			 (unsigned long long)session_id, strerror(ENOMEM));
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_add_printf(out,
+			    "{\"session_id\":%" PRIu64 ",\"seq\":%" PRIu64
+			    ",\"time_ms\":%" PRIu64 ",\"duplicate\":%s}\n",
+			    session_id, res->seq, res->time_ms,
+			    res->duplicate ? "true" : "false");
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+			  "Content-Type", "application/json");
+	evhttp_send_reply(req, 200, NULL, out);
+	evbuffer_free(out);
+}
+
+/* Replies to a message post once its batch committed or failed. */
+static void admin_message_done(struct bizsvr *bz, void *arg,
+			       uint64_t session_id, int err,
+			       const struct store_append_result *res)
+{
+	struct evhttp_request *req = arg;
+
+	if (err < 0) {
+		pr_error("admin: storing the message in session %llu failed: %s",
+			 (unsigned long long)session_id, strerror(-err));
+		http_reply_error(req, 500, "storing the message failed: %s",
+				 strerror(-err));
+		return;
+	}
+	admin_reply_posted(req, session_id, res);
+}
+
+/*
+ * Stores and pushes the "payload" of body in s from sender. The reply
+ * follows the commit of the message's batch.
+ */
 static void admin_post_message(struct admin_req *r, struct session *s,
 			       const char *sender, json_t *body)
 {
 	struct msg_origin from = { .user_id = sender, .device_id = "" };
-	struct store_append_result res;
 	const char *payload, *cmid;
 	size_t len;
 	int err;
@@ -584,16 +635,9 @@ static void admin_post_message(struct admin_req *r, struct session *s,
 		return;
 	}
 	err = msg_post(r->bz, s, &from, cmid, (const uint8_t *)payload, len,
-		       &res);
-	if (err < 0) {
+		       admin_message_done, r->req);
+	if (err < 0)
 		admin_store_error(r, "storing the message", err);
-		return;
-	}
-	http_reply_json(r->req, 200,
-			json_pack("{s:I, s:I, s:I, s:b}", "session_id",
-				  (json_int_t)s->id, "seq", (json_int_t)res.seq,
-				  "time_ms", (json_int_t)res.time_ms,
-				  "duplicate", res.duplicate));
 }
 
 static void admin_session_message(struct admin_req *r, struct session *s)
@@ -976,6 +1020,15 @@ static int admin_split_path(struct admin_req *r, const char *path)
 	return 0;
 }
 
+/* Returns whether r posts to a session, the one request that may join the
+ * open batch of messages. Any other request commits it first (batch.h). */
+static int admin_joins_batch(const struct admin_req *r)
+{
+	return r->method == EVHTTP_REQ_POST && r->n_seg == 4 &&
+	       seg_is(r, 0, "v1") && seg_is(r, 1, "sessions") &&
+	       seg_is(r, 3, "messages");
+}
+
 static void admin_request_cb(struct evhttp_request *req, void *arg)
 {
 	struct admin *a = arg;
@@ -990,6 +1043,8 @@ static void admin_request_cb(struct evhttp_request *req, void *arg)
 
 	a->bz->stats.http_requests++;
 	err = admin_split_path(&r, path ? path : "/");
+	if (!admin_joins_batch(&r))
+		batch_commit(a->bz->batch);
 	if (err == -ENOMEM)
 		http_reply_error(req, 500, "out of memory");
 	else if (err < 0)

@@ -19,6 +19,7 @@
 struct link_server;
 struct admin;
 struct superwire;
+struct batch;
 
 struct bizsvr_stats {
 	uint64_t logins;
@@ -26,6 +27,7 @@ struct bizsvr_stats {
 	uint64_t messages_stored;
 	uint64_t messages_rejected;
 	uint64_t messages_duplicate;
+	uint64_t store_commits;      /* batches of messages committed */
 	uint64_t deliver_frames;
 	uint64_t deliveries;         /* device targets over all DELIVER frames */
 	uint64_t broadcasts;         /* DELIVER frames of type SUPER */
@@ -44,6 +46,7 @@ struct bizsvr {
 	struct link_server *links;
 	struct admin *admin;
 	struct superwire *super;     /* NULL when [super] enabled is false */
+	struct batch *batch;         /* messages waiting for their commit */
 	struct bizsvr_stats stats;
 	char boot_id[33];            /* random hex, new at every start */
 };

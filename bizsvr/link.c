@@ -19,6 +19,7 @@
 #include <event2/listener.h>
 #include <utlist.h>
 
+#include "batch.h"
 #include "handlers.h"
 #include "httputil.h"
 #include "imgw.pb-c.h"
@@ -118,6 +119,9 @@ static void link_free(struct link *l, const char *reason)
 	struct link_server *ls = l->ls;
 	size_t dropped = 0;
 
+	/* Messages posted before the close are pushed with the node still
+	 * online, as they would have been without the batch. */
+	batch_commit(ls->bz->batch);
 	if (l->registered) {
 		/* Only the node's current link is registered, so a replaced
 		 * link's late close never marks the new link's node down. */
@@ -435,6 +439,9 @@ static int link_dispatch(struct link *l, const struct frame_header *hdr,
 			(unsigned long long)l->id, l->peer, hdr->op);
 		return -EPROTO;
 	}
+	/* Only a SEND in an UPSTREAM may join the open batch (see batch.h). */
+	if (hdr->op != OP_UPSTREAM)
+		batch_commit(bz->batch);
 	switch (hdr->op) {
 	case OP_AUTH:
 		auth_handle(bz, l, hdr->request_id, body, len);

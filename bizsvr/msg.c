@@ -10,6 +10,7 @@
 #include <uthash.h>
 #include <utlist.h>
 
+#include "batch.h"
 #include "handlers.h"
 #include "imgw.pb-c.h"
 #include "log.h"
@@ -92,6 +93,18 @@ static int msg_is_origin(const struct presence_device *d,
 	       strcmp(d->node->node_id, from->node_id) == 0;
 }
 
+/* Returns the presence entry of member m, looking it up again only when a
+ * user entry was added or freed since the last lookup. */
+static struct presence_user *msg_member_presence(struct presence *p,
+						 struct session_member *m)
+{
+	if (m->presence_generation != p->users_generation) {
+		m->presence = presence_user_find(p, m->user_id);
+		m->presence_generation = p->users_generation;
+	}
+	return m->presence;
+}
+
 /*
  * Groups the online devices of the members of s by gateway node, marking
  * the origin's connection (the sender's other devices are plain targets).
@@ -108,7 +121,7 @@ static int msg_group_targets(struct bizsvr *bz, const struct session *s,
 
 	*nodes = NULL;
 	HASH_ITER(hh, s->members, m, tmp) {
-		u = presence_user_find(bz->presence, m->user_id);
+		u = msg_member_presence(bz->presence, m);
 		if (!u)
 			continue;
 		DL_FOREACH2(u->devices, d, user_next) {
@@ -187,25 +200,30 @@ static int msg_deliver_node(struct bizsvr *bz, struct link *l,
 	return 0;
 }
 
-static uint8_t *msg_pack_push(const struct store_message *m, size_t *len)
+static void msg_push_init(Imgw__Push *push, const struct store_message *m)
 {
-	Imgw__Push push = IMGW__PUSH__INIT;
-	uint8_t *buf;
+	imgw__push__init(push);
+	push->session_id = m->session_id;
+	push->seq = m->seq;
+	push->sender = m->sender;
+	push->sender_device = m->sender_device;
+	push->time_ms = m->time_ms;
+	push->payload.data = m->payload;
+	push->payload.len = m->payload_len;
+	push->client_msg_id = m->client_msg_id;
+	push->type = IMGW__SESSION_TYPE__SESSION_TYPE_NORMAL;
+}
 
-	push.session_id = m->session_id;
-	push.seq = m->seq;
-	push.sender = m->sender;
-	push.sender_device = m->sender_device;
-	push.time_ms = m->time_ms;
-	push.payload.data = m->payload;
-	push.payload.len = m->payload_len;
-	push.client_msg_id = m->client_msg_id;
-	push.type = IMGW__SESSION_TYPE__SESSION_TYPE_NORMAL;
-	*len = imgw__push__get_packed_size(&push);
-	buf = malloc(*len ? *len : 1);
-	if (buf)
-		imgw__push__pack(&push, buf);
-	return buf;
+/* Returns the packed size of the Push of m with the largest seq, which
+ * bounds its size once the store assigns the seq. */
+static size_t msg_push_max_size(const struct store_message *m)
+{
+	struct store_message tmp = *m;
+	Imgw__Push push;
+
+	tmp.seq = UINT64_MAX;
+	msg_push_init(&push, &tmp);
+	return imgw__push__get_packed_size(&push);
 }
 
 /*
@@ -241,10 +259,10 @@ static uint64_t msg_exclude_on(struct link *l, const struct msg_origin *from)
 	return from->conn_id;
 }
 
-/* Sends m to every planned gateway. */
+/* Sends the message (session_id, seq) to every planned gateway. */
 static void msg_send_planned(struct bizsvr *bz, const struct fanout_plan *plans,
 			     size_t n, struct fanout_node *nodes,
-			     const struct store_message *m,
+			     uint64_t session_id, uint64_t seq,
 			     const struct msg_origin *from,
 			     const ProtobufCBinaryData *push)
 {
@@ -254,32 +272,31 @@ static void msg_send_planned(struct bizsvr *bz, const struct fanout_plan *plans,
 	for (size_t i = 0; i < n; i++) {
 		HASH_FIND_STR(nodes, link_node_id(plans[i].link), fn);
 		err = msg_deliver_node(bz, plans[i].link, &plans[i].plan, fn,
-				       m->session_id, m->seq,
+				       session_id, seq,
 				       msg_exclude_on(plans[i].link, from),
 				       push);
 		if (err < 0)
 			pr_warn("msg: DELIVER %s of session %llu seq %llu to node %s (%zu devices) failed: %s",
 				super_type_name(plans[i].plan.type),
-				(unsigned long long)m->session_id,
-				(unsigned long long)m->seq,
+				(unsigned long long)session_id,
+				(unsigned long long)seq,
 				link_node_id(plans[i].link),
 				fn ? fn->count : 0, strerror(-err));
 	}
 }
 
 /*
- * Pushes a stored message to the online members of s. A super session that
- * every gateway acknowledged needs no device list, so the member scan runs
- * only when some gateway's plan needs one. A failure loses the push only;
- * receivers find the gap by seq and sync.
+ * Pushes a committed message, packed as push, to the online members of s. A
+ * super session that every gateway acknowledged needs no device list, so the
+ * member scan runs only when some gateway's plan needs one. A failure loses
+ * the push only; receivers find the gap by seq and sync.
  */
-static void msg_fanout(struct bizsvr *bz, struct session *s,
-		       const struct store_message *m,
-		       const struct msg_origin *from)
+static void msg_fanout(struct bizsvr *bz, struct session *s, uint64_t seq,
+		       const struct msg_origin *from,
+		       const ProtobufCBinaryData *push)
 {
 	struct fanout_node *nodes = NULL;
 	struct fanout_plan *plans;
-	ProtobufCBinaryData push;
 	int need_devices, err = -ENOMEM;
 	size_t n;
 
@@ -293,24 +310,17 @@ static void msg_fanout(struct bizsvr *bz, struct session *s,
 		if (err < 0)
 			goto err_free_plans;
 	}
-	push.data = msg_pack_push(m, &push.len);
-	err = -ENOMEM;
-	if (!push.data)
-		goto err_free_nodes;
-	msg_send_planned(bz, plans, n, nodes, m, from, &push);
-	free(push.data);
+	msg_send_planned(bz, plans, n, nodes, s->id, seq, from, push);
 	fanout_free(nodes);
 	free(plans);
 	return;
 
-err_free_nodes:
-	fanout_free(nodes);
 err_free_plans:
 	free(plans);
 err_log:
 	/* XXX: Planned transitions count as sent although nothing went out, so those gateways get them again only from the retry timer. */
 	pr_error("msg: fan-out of session %llu seq %llu failed: %s",
-		 (unsigned long long)m->session_id, (unsigned long long)m->seq,
+		 (unsigned long long)s->id, (unsigned long long)seq,
 		 strerror(-err));
 }
 
@@ -352,24 +362,101 @@ void msg_send_transitions(struct bizsvr *bz, const struct session *s,
 	fanout_free(targets);
 }
 
-/* Stores the message; m->seq and m->time_ms hold the stored values after. */
-static int msg_store(struct bizsvr *bz, struct session *s,
-		     struct store_message *m, struct store_append_result *res)
-{
-	int err = store_message_append(bz->store, m, res);
+/* A posted message waiting for the commit of its batch. */
+struct msg_pending {
+	struct batch_entry entry;    /* first, see batch.h */
+	uint64_t session_id;
+	struct store_append_result res;
+	char *origin_node_id;        /* NULL for the admin API */
+	uint64_t origin_conn_id;
+	ProtobufCBinaryData push;    /* the Push to fan out, packed */
+	msg_done_fn done;
+	void *arg;
+	char data[];                 /* push bytes, then origin_node_id */
+};
 
+/* Allocates the pending record of m with room for its packed Push. */
+static struct msg_pending *msg_pending_new(const struct store_message *m,
+					   const struct msg_origin *from)
+{
+	size_t push_cap = msg_push_max_size(m);
+	size_t node_len = from->node_id ? strlen(from->node_id) + 1 : 0;
+	struct msg_pending *p = calloc(1, sizeof(*p) + push_cap + node_len);
+
+	if (!p)
+		return NULL;
+	p->session_id = m->session_id;
+	p->push.data = (uint8_t *)p->data;
+	p->entry.bytes = push_cap;
+	if (from->node_id) {
+		p->origin_node_id = p->data + push_cap;
+		memcpy(p->origin_node_id, from->node_id, node_len);
+	}
+	p->origin_conn_id = from->conn_id;
+	return p;
+}
+
+/* Completes a pending message: on success records the seq, runs the
+ * caller's done and pushes the message unless it was a duplicate. */
+static void msg_pending_complete(struct bizsvr *bz, struct batch_entry *e,
+				 int err)
+{
+	struct msg_pending *p = (struct msg_pending *)e;
+	struct msg_origin from = {
+		.node_id = p->origin_node_id,
+		.conn_id = p->origin_conn_id,
+	};
+	struct session *s = NULL;
+
+	if (err == 0) {
+		s = session_get(bz->sessions, p->session_id);
+		if (s)
+			session_note_seq(s, p->res.seq);
+		else
+			pr_error("msg: loading session %llu to push seq %llu failed: %s",
+				 (unsigned long long)p->session_id,
+				 (unsigned long long)p->res.seq,
+				 strerror(errno));
+		if (p->res.duplicate)
+			bz->stats.messages_duplicate++;
+		else
+			bz->stats.messages_stored++;
+	}
+	p->done(bz, p->arg, p->session_id, err, err == 0 ? &p->res : NULL);
+	if (s && !p->res.duplicate)
+		msg_fanout(bz, s, p->res.seq, &from, &p->push);
+	free(p);
+}
+
+/* Stores m in the open batch and queues its completion. Returns 0, or a
+ * negative errno and done is not called. */
+static int msg_store(struct bizsvr *bz, struct store_message *m,
+		     const struct msg_origin *from, msg_done_fn done,
+		     void *arg)
+{
+	struct msg_pending *p = msg_pending_new(m, from);
+	Imgw__Push push;
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	err = batch_append(bz->batch, m, &p->res);
 	if (err < 0) {
 		pr_error("msg: storing a message of %s in session %llu failed: %s",
-			 m->sender, (unsigned long long)s->id, strerror(-err));
+			 m->sender, (unsigned long long)m->session_id,
+			 strerror(-err));
+		free(p);
 		return err;
 	}
-	m->seq = res->seq;
-	m->time_ms = res->time_ms;
-	session_note_seq(s, res->seq);
-	if (res->duplicate)
-		bz->stats.messages_duplicate++;
-	else
-		bz->stats.messages_stored++;
+	if (!p->res.duplicate) {
+		m->seq = p->res.seq;
+		msg_push_init(&push, m);
+		p->push.len = imgw__push__pack(&push, p->push.data);
+	}
+	p->entry.complete = msg_pending_complete;
+	p->done = done;
+	p->arg = arg;
+	batch_queue(bz->batch, &p->entry);
 	return 0;
 }
 
@@ -390,19 +477,12 @@ static void msg_init_message(struct store_message *m, const struct session *s,
 
 int msg_post(struct bizsvr *bz, struct session *s,
 	     const struct msg_origin *from, const char *client_msg_id,
-	     const uint8_t *payload, size_t len,
-	     struct store_append_result *res)
+	     const uint8_t *payload, size_t len, msg_done_fn done, void *arg)
 {
 	struct store_message m;
-	int err;
 
 	msg_init_message(&m, s, from, client_msg_id, payload, len);
-	err = msg_store(bz, s, &m, res);
-	if (err < 0)
-		return err;
-	if (!res->duplicate)
-		msg_fanout(bz, s, &m, from);
-	return 0;
+	return msg_store(bz, &m, from, done, arg);
 }
 
 /* Sends body to the client connection of up as a client frame of op. */
@@ -526,11 +606,103 @@ static const char *msg_send_check(struct bizsvr *bz, const struct session *s,
 	return NULL;
 }
 
-static void msg_handle_send(struct bizsvr *bz, struct link *l,
-			    uint32_t request_id, const Imgw__Upstream *up,
-			    const Imgw__SendRequest *req)
+/*
+ * Fields of a stored SEND that its SEND_RESULT needs after the commit. The
+ * link is found again by node id because it may have closed meanwhile.
+ */
+struct msg_send_ctx {
+	uint32_t request_id;
+	uint32_t client_request_id;
+	uint64_t conn_id;
+	char *node_id;
+	char *user_id;
+	char *device_id;
+	char *client_msg_id;
+	char data[];                 /* the four strings */
+};
+
+/* Copies text to *pos and moves *pos past it. Returns the copy. */
+static char *msg_copy_string(char **pos, const char *text)
+{
+	size_t len = strlen(text) + 1;
+	char *copy = *pos;
+
+	memcpy(copy, text, len);
+	*pos += len;
+	return copy;
+}
+
+static struct msg_send_ctx *msg_send_ctx_new(struct link *l,
+					     uint32_t request_id,
+					     const Imgw__Upstream *up,
+					     const char *client_msg_id)
+{
+	const Imgw__Device *dev = up->device;
+	const char *node_id = link_node_id(l);
+	size_t len = strlen(node_id) + strlen(dev->user_id) +
+		     strlen(dev->device_id) + strlen(client_msg_id) + 4;
+	struct msg_send_ctx *c = malloc(sizeof(*c) + len);
+	char *pos;
+
+	if (!c)
+		return NULL;
+	c->request_id = request_id;
+	c->client_request_id = up->client_request_id;
+	c->conn_id = dev->conn_id;
+	pos = c->data;
+	c->node_id = msg_copy_string(&pos, node_id);
+	c->user_id = msg_copy_string(&pos, dev->user_id);
+	c->device_id = msg_copy_string(&pos, dev->device_id);
+	c->client_msg_id = msg_copy_string(&pos, client_msg_id);
+	return c;
+}
+
+/* Sends the SEND_RESULT of a committed (or failed) SEND. */
+static void msg_send_done(struct bizsvr *bz, void *arg, uint64_t session_id,
+			  int err, const struct store_append_result *stored)
 {
 	Imgw__SendResult res = IMGW__SEND_RESULT__INIT;
+	Imgw__SendRequest req = IMGW__SEND_REQUEST__INIT;
+	Imgw__Upstream up = IMGW__UPSTREAM__INIT;
+	Imgw__Device dev = IMGW__DEVICE__INIT;
+	struct msg_send_ctx *c = arg;
+	struct link *l = link_find(bz->links, c->node_id);
+
+	if (!l) {
+		pr_info("msg: node %s closed before the SEND_RESULT of %s/%s conn %llu in session %llu",
+			c->node_id, c->user_id, c->device_id,
+			(unsigned long long)c->conn_id,
+			(unsigned long long)session_id);
+		free(c);
+		return;
+	}
+	dev.user_id = c->user_id;
+	dev.device_id = c->device_id;
+	dev.conn_id = c->conn_id;
+	up.device = &dev;
+	up.client_request_id = c->client_request_id;
+	if (err < 0) {
+		req.session_id = session_id;
+		req.client_msg_id = c->client_msg_id;
+		msg_send_reject(bz, l, c->request_id, &up, &req,
+				IMGW__ERROR_CODE__ERROR_INTERNAL,
+				"store failed");
+	} else {
+		res.code = IMGW__ERROR_CODE__ERROR_NONE;
+		res.session_id = session_id;
+		res.seq = stored->seq;
+		res.time_ms = stored->time_ms;
+		res.client_msg_id = c->client_msg_id;
+		msg_reply(l, c->request_id, &up, OP_SEND_RESULT, &res.base);
+	}
+	free(c);
+}
+
+/* Stores a checked SEND in s. Its result and fan-out follow the commit. */
+static void msg_send_store(struct bizsvr *bz, struct link *l,
+			   uint32_t request_id, const Imgw__Upstream *up,
+			   const Imgw__SendRequest *req, struct session *s)
+{
 	const Imgw__Device *dev = up->device;
 	struct msg_origin from = {
 		.user_id = dev->user_id,
@@ -538,12 +710,30 @@ static void msg_handle_send(struct bizsvr *bz, struct link *l,
 		.node_id = link_node_id(l),
 		.conn_id = dev->conn_id,
 	};
-	struct store_append_result stored;
-	struct store_message m;
+	const char *cmid = req->client_msg_id ? req->client_msg_id : "";
+	struct msg_send_ctx *c;
+
+	c = msg_send_ctx_new(l, request_id, up, cmid);
+	if (c && msg_post(bz, s, &from, cmid, req->payload.data,
+			  req->payload.len, msg_send_done, c) == 0)
+		return;
+	free(c);
+	msg_send_reject(bz, l, request_id, up, req,
+			IMGW__ERROR_CODE__ERROR_INTERNAL, "store failed");
+}
+
+static void msg_handle_send(struct bizsvr *bz, struct link *l,
+			    uint32_t request_id, const Imgw__Upstream *up,
+			    const Imgw__SendRequest *req)
+{
+	const Imgw__Device *dev = up->device;
 	Imgw__ErrorCode code;
 	const char *reason = NULL;
 	struct session *s;
 
+	/* Finding or creating a direct session writes outside the batch. */
+	if (!req->session_id)
+		batch_commit(bz->batch);
 	s = msg_send_session(bz, dev->user_id, req, &code, &reason);
 	if (s)
 		reason = msg_send_check(bz, s, dev->user_id, req, &code);
@@ -551,22 +741,7 @@ static void msg_handle_send(struct bizsvr *bz, struct link *l,
 		msg_send_reject(bz, l, request_id, up, req, code, reason);
 		return;
 	}
-	msg_init_message(&m, s, &from, req->client_msg_id, req->payload.data,
-			 req->payload.len);
-	if (msg_store(bz, s, &m, &stored) < 0) {
-		msg_send_reject(bz, l, request_id, up, req,
-				IMGW__ERROR_CODE__ERROR_INTERNAL,
-				"store failed");
-		return;
-	}
-	res.code = IMGW__ERROR_CODE__ERROR_NONE;
-	res.session_id = s->id;
-	res.seq = stored.seq;
-	res.time_ms = stored.time_ms;
-	res.client_msg_id = req->client_msg_id;
-	msg_reply(l, request_id, up, OP_SEND_RESULT, &res.base);
-	if (!stored.duplicate)
-		msg_fanout(bz, s, &m, &from);
+	msg_send_store(bz, l, request_id, up, req, s);
 }
 
 static void msg_sync_reject(struct bizsvr *bz, struct link *l,
@@ -596,16 +771,7 @@ static size_t msg_sync_fill(const struct store_message *msgs, size_t n,
 		if (i > 0 && bytes + m->payload_len > MSG_SYNC_BYTES_BUDGET)
 			break;
 		bytes += m->payload_len;
-		imgw__push__init(p);
-		p->session_id = m->session_id;
-		p->seq = m->seq;
-		p->sender = m->sender;
-		p->sender_device = m->sender_device;
-		p->time_ms = m->time_ms;
-		p->payload.data = m->payload;
-		p->payload.len = m->payload_len;
-		p->client_msg_id = m->client_msg_id;
-		p->type = IMGW__SESSION_TYPE__SESSION_TYPE_NORMAL;
+		msg_push_init(p, m);
 		ptrs[i] = p;
 	}
 	return i;
@@ -713,6 +879,9 @@ static void msg_dispatch(struct bizsvr *bz, struct link *l,
 	Imgw__SendRequest *send;
 	Imgw__SyncRequest *sync;
 
+	/* Only a SEND may join the open batch (see batch.h). */
+	if (up->op != OP_SEND)
+		batch_commit(bz->batch);
 	if (up->op == OP_SEND) {
 		send = imgw__send_request__unpack(NULL, body->len, body->data);
 		if (send) {

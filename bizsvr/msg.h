@@ -22,15 +22,23 @@ struct msg_origin {
 };
 
 /*
- * Stores a message in s and, unless it is a duplicate of client_msg_id,
- * pushes it to every online device of every member except the origin's
- * connection. Returns 0 with res filled, or a negative errno from the store
- * (nothing was pushed then).
+ * Runs once for a posted message after its batch committed (err 0, res
+ * filled) or rolled back (negative errno, res NULL).
+ */
+typedef void (*msg_done_fn)(struct bizsvr *bz, void *arg,
+			    uint64_t session_id, int err,
+			    const struct store_append_result *res);
+
+/*
+ * Stores a message in s within the open batch (see batch.h). After the
+ * commit, done runs and then, unless the message is a duplicate of
+ * client_msg_id, it is pushed to every online device of every member except
+ * the origin's connection. Returns 0, or a negative errno from the store
+ * when nothing was stored; done is not called then.
  */
 int msg_post(struct bizsvr *bz, struct session *s,
 	     const struct msg_origin *from, const char *client_msg_id,
-	     const uint8_t *payload, size_t len,
-	     struct store_append_result *res);
+	     const uint8_t *payload, size_t len, msg_done_fn done, void *arg);
 
 /*
  * Sends each of the n super table node indexes in nodes its pending

@@ -13,7 +13,12 @@
 
 struct presence *presence_new(void)
 {
-	return calloc(1, sizeof(struct presence));
+	struct presence *p = calloc(1, sizeof(*p));
+
+	/* Cached lookups start at generation 0, so none is taken as valid. */
+	if (p)
+		p->users_generation = 1;
+	return p;
 }
 
 static struct presence_user *presence_user_get(struct presence *p,
@@ -32,6 +37,7 @@ static struct presence_user *presence_user_get(struct presence *p,
 		return NULL;
 	}
 	HASH_ADD_KEYPTR(hh, p->users, u->user_id, strlen(u->user_id), u);
+	p->users_generation++;
 	return u;
 }
 
@@ -60,6 +66,7 @@ static void presence_user_put(struct presence *p, struct presence_user *u)
 	if (u->count)
 		return;
 	HASH_DEL(p->users, u);
+	p->users_generation++;
 	free(u->user_id);
 	free(u);
 }

@@ -43,6 +43,9 @@ struct presence {
 	struct presence_user *users;
 	struct presence_node *nodes;
 	size_t devices;
+	/* Changes whenever a user entry is added or freed, so that a cached
+	 * presence_user_find() result is valid while it stays the same. */
+	uint64_t users_generation;
 };
 
 struct presence *presence_new(void);

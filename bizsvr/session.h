@@ -16,6 +16,10 @@
 
 struct session_member {
 	char *user_id;
+	/* The member's presence entry (NULL when offline) as looked up at
+	 * presence generation presence_generation; see presence.h. */
+	struct presence_user *presence;
+	uint64_t presence_generation;
 	UT_hash_handle hh;
 };
 

@@ -23,7 +23,7 @@ enum store_stmt {
 	ST_SESSION_INSERT,
 	ST_SESSION_GET,
 	ST_SESSION_BY_KEY,
-	ST_SESSION_BUMP_SEQ,
+	ST_SESSION_LAST_SEQ,
 	ST_MEMBER_INSERT,
 	ST_MEMBER_DELETE,
 	ST_MEMBER_LIST,
@@ -35,6 +35,17 @@ enum store_stmt {
 	ST_COUNT,
 };
 
+/*
+ * A session's last seq: the largest seq among its messages, or the
+ * sessions.last_seq column when that is larger. Appends take the seq from
+ * the messages table and leave the column alone, so that a message writes
+ * no sessions page. Databases written by older versions bumped the column
+ * with every message, and for them it still guards against reusing the seq
+ * of a deleted message. The session row is s.
+ */
+#define STORE_LAST_SEQ_SQL \
+	"MAX(s.last_seq, COALESCE((SELECT MAX(seq) FROM messages WHERE session_id = s.id), 0))"
+
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
@@ -42,10 +53,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SESSION_INSERT] =
 		"INSERT INTO sessions (kind, name, last_seq, created_ms, direct_key) VALUES (?1, ?2, 0, ?3, ?4)",
 	[ST_SESSION_GET] =
-		"SELECT id, kind, name, last_seq, created_ms FROM sessions WHERE id = ?1",
+		"SELECT s.id, s.kind, s.name, " STORE_LAST_SEQ_SQL ", s.created_ms FROM sessions s WHERE s.id = ?1",
 	[ST_SESSION_BY_KEY] = "SELECT id FROM sessions WHERE direct_key = ?1",
-	[ST_SESSION_BUMP_SEQ] =
-		"UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+	[ST_SESSION_LAST_SEQ] =
+		"SELECT " STORE_LAST_SEQ_SQL " FROM sessions s WHERE s.id = ?1",
 	[ST_MEMBER_INSERT] =
 		"INSERT OR IGNORE INTO members (session_id, user_id, joined_ms) VALUES (?1, ?2, ?3)",
 	[ST_MEMBER_DELETE] =
@@ -53,17 +64,19 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MEMBER_LIST] =
 		"SELECT user_id FROM members WHERE session_id = ?1 ORDER BY user_id",
 	[ST_USER_SESSIONS] =
-		"SELECT s.id, s.kind, s.name, s.last_seq, s.created_ms FROM members m JOIN sessions s ON s.id = m.session_id WHERE m.user_id = ?1 ORDER BY s.id",
-	/* A session's latest message is the row (id, last_seq), found by
-	 * primary key; a session without messages counts from its creation. */
+		"SELECT s.id, s.kind, s.name, " STORE_LAST_SEQ_SQL ", s.created_ms FROM members m JOIN sessions s ON s.id = m.session_id WHERE m.user_id = ?1 ORDER BY s.id",
+	/* A session's latest message is its last row by primary key. A
+	 * session without messages counts from its creation. */
 	[ST_USER_SESSIONS_RECENT] =
-		"SELECT s.id, s.kind, s.name, s.last_seq, s.created_ms FROM members m JOIN sessions s ON s.id = m.session_id WHERE m.user_id = ?1 ORDER BY COALESCE((SELECT time_ms FROM messages WHERE session_id = s.id AND seq = s.last_seq), s.created_ms) DESC, s.id DESC LIMIT ?2",
+		"SELECT s.id, s.kind, s.name, " STORE_LAST_SEQ_SQL ", s.created_ms FROM members m JOIN sessions s ON s.id = m.session_id WHERE m.user_id = ?1 ORDER BY COALESCE((SELECT time_ms FROM messages WHERE session_id = s.id ORDER BY seq DESC LIMIT 1), s.created_ms) DESC, s.id DESC LIMIT ?2",
 	/* The last term lets SQLite use the partial index messages_client_id;
 	 * without it every append scans the session's messages. */
 	[ST_MESSAGE_FIND] =
 		"SELECT seq, time_ms FROM messages WHERE session_id = ?1 AND sender = ?2 AND client_msg_id = ?3 AND client_msg_id <> ''",
+	/* Inserts nothing when the client_msg_id is stored already (the
+	 * unique index conflicts). */
 	[ST_MESSAGE_INSERT] =
-		"INSERT INTO messages (session_id, seq, sender, sender_device, time_ms, client_msg_id, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		"INSERT INTO messages (session_id, seq, sender, sender_device, time_ms, client_msg_id, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
 	[ST_MESSAGE_RANGE] =
 		"SELECT seq, sender, sender_device, time_ms, client_msg_id, payload FROM messages WHERE session_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
 };
@@ -640,11 +653,11 @@ static int store_message_find(struct store *st,
 	return ret;
 }
 
-/* Increments the session's last_seq and stores the new value in *seq.
- * Returns 0, -ENOENT or a negative errno. */
-static int store_bump_seq(struct store *st, uint64_t session_id, uint64_t *seq)
+/* Stores the session's last seq in *seq. Returns 0, -ENOENT or a negative
+ * errno. */
+static int store_last_seq(struct store *st, uint64_t session_id, uint64_t *seq)
 {
-	sqlite3_stmt *stmt = store_stmt(st, ST_SESSION_BUMP_SEQ);
+	sqlite3_stmt *stmt = store_stmt(st, ST_SESSION_LAST_SEQ);
 	int rc, err = 0;
 
 	sqlite3_bind_int64(stmt, 1, (sqlite3_int64)session_id);
@@ -654,23 +667,20 @@ static int store_bump_seq(struct store *st, uint64_t session_id, uint64_t *seq)
 	else if (rc == SQLITE_DONE)
 		err = -ENOENT;
 	else
-		err = store_fail(st, stmt_sql[ST_SESSION_BUMP_SEQ], rc);
-	/* RETURNING finishes the update only when stepped to the end. */
-	if (rc == SQLITE_ROW) {
-		rc = sqlite3_step(stmt);
-		if (rc != SQLITE_DONE)
-			err = store_fail(st, stmt_sql[ST_SESSION_BUMP_SEQ], rc);
-	}
+		err = store_fail(st, stmt_sql[ST_SESSION_LAST_SEQ], rc);
 	sqlite3_reset(stmt);
 	return err;
 }
 
+/* Inserts msg with seq. Returns 1 when inserted, 0 when its client_msg_id
+ * is stored already, or a negative errno. */
 static int store_message_insert(struct store *st,
 				const struct store_message *msg, uint64_t seq)
 {
 	sqlite3_stmt *stmt = store_stmt(st, ST_MESSAGE_INSERT);
 	const char *cmid = msg->client_msg_id ? msg->client_msg_id : "";
 	const char *device = msg->sender_device ? msg->sender_device : "";
+	int err;
 
 	sqlite3_bind_int64(stmt, 1, (sqlite3_int64)msg->session_id);
 	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)seq);
@@ -680,14 +690,69 @@ static int store_message_insert(struct store *st,
 	sqlite3_bind_text(stmt, 6, cmid, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(stmt, 7, msg->payload ? (const void *)msg->payload : "",
 			  (int)msg->payload_len, SQLITE_STATIC);
-	return store_exec(st, ST_MESSAGE_INSERT, stmt);
+	err = store_exec(st, ST_MESSAGE_INSERT, stmt);
+	if (err < 0)
+		return err;
+	return sqlite3_changes(st->db) > 0;
+}
+
+int store_batch_begin(struct store *st)
+{
+	return store_begin(st);
+}
+
+int store_batch_commit(struct store *st)
+{
+	int err = store_commit(st);
+
+	if (err < 0)
+		store_rollback(st);
+	return err;
+}
+
+void store_batch_rollback(struct store *st)
+{
+	store_rollback(st);
+}
+
+int store_message_add(struct store *st, const struct store_message *msg,
+		      struct store_append_result *res)
+{
+	int has_id = msg->client_msg_id && msg->client_msg_id[0];
+	uint64_t seq = 0;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	if (msg->payload_len > INT32_MAX)
+		return -EMSGSIZE;
+	ret = store_last_seq(st, msg->session_id, &seq);
+	if (ret < 0)
+		return ret;
+	ret = store_message_insert(st, msg, seq + 1);
+	if (ret < 0)
+		return ret;
+	if (ret == 1) {
+		res->seq = seq + 1;
+		res->time_ms = msg->time_ms;
+		return 0;
+	}
+	/* Only the client_msg_id index can conflict, because seq + 1 is
+	 * past every stored seq of the session. */
+	ret = has_id ? store_message_find(st, msg, res) : 0;
+	if (ret < 0)
+		return ret;
+	if (ret == 0) {
+		pr_error("store %s: message seq %llu of session %llu was neither inserted nor a duplicate",
+			 st->path, (unsigned long long)(seq + 1),
+			 (unsigned long long)msg->session_id);
+		return -EIO;
+	}
+	return 0;
 }
 
 int store_message_append(struct store *st, const struct store_message *msg,
 			 struct store_append_result *res)
 {
-	int has_id = msg->client_msg_id && msg->client_msg_id[0];
-	uint64_t seq = 0;
 	int err;
 
 	memset(res, 0, sizeof(*res));
@@ -696,28 +761,13 @@ int store_message_append(struct store *st, const struct store_message *msg,
 	err = store_begin(st);
 	if (err < 0)
 		return err;
-	err = has_id ? store_message_find(st, msg, res) : 0;
-	if (err != 0)
-		goto out;
-	err = store_bump_seq(st, msg->session_id, &seq);
-	if (err < 0)
-		goto out;
-	err = store_message_insert(st, msg, seq);
-	if (err < 0)
-		goto out;
-	res->seq = seq;
-	res->time_ms = msg->time_ms;
-out:
-	if (err < 0) {
+	err = store_message_add(st, msg, res);
+	if (err >= 0)
+		err = store_batch_commit(st);
+	else
 		store_rollback(st);
+	if (err < 0)
 		memset(res, 0, sizeof(*res));
-		return err;
-	}
-	err = store_commit(st);
-	if (err < 0) {
-		store_rollback(st);
-		memset(res, 0, sizeof(*res));
-	}
 	return err;
 }
 

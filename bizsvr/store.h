@@ -114,6 +114,20 @@ int store_message_append(struct store *st, const struct store_message *msg,
 			 struct store_append_result *res);
 
 /*
+ * Group commit: store_batch_begin() opens a write transaction, each
+ * store_message_add() in it appends one message as store_message_append()
+ * does, and store_batch_commit() makes them all durable at once. A failed
+ * add leaves the transaction open for the caller to roll back, because the
+ * statements before the failure may have changed the database. A failed
+ * commit rolls back. All return 0 or a negative errno.
+ */
+int store_batch_begin(struct store *st);
+int store_message_add(struct store *st, const struct store_message *msg,
+		      struct store_append_result *res);
+int store_batch_commit(struct store *st);
+void store_batch_rollback(struct store *st);
+
+/*
  * Stores up to limit messages of a session with seq >= from_seq, in seq
  * order, in a malloc'd array; free with store_messages_free(). Returns 0 or a
  * negative errno.

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <utlist.h>
 
+#include "batch.h"
 #include "imgw.pb-c.h"
 #include "log.h"
 #include "msg.h"
@@ -137,6 +138,7 @@ static void superwire_timer_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t now = bizsvr_mono_ms();
 	unsigned int freed;
 
+	batch_commit(sw->bz->batch);
 	superwire_send_due(sw, now, SUPERWIRE_NO_NODE);
 	if (now - sw->last_sweep_ms < SUPERWIRE_SWEEP_INTERVAL_MS)
 		return;

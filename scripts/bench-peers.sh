@@ -12,6 +12,9 @@
 # Usage: scripts/bench-peers.sh [--quick] [BUILD_DIR]   (default: build)
 #        scripts/bench-peers.sh --report CSV   (rewrites the plots and doc)
 # --quick runs a tenth of the messages and 2,000-member big rooms.
+# Environment: BENCH_SYSTEMS (default "imgw sendloop redis mosquitto") and
+# BENCH_WORKLOADS (space-separated workload names, default all) pick what
+# runs; BENCH_OUT and BENCH_DOC move the CSV, plots and doc elsewhere.
 set -u
 
 quick=0 report_only=""
@@ -37,6 +40,7 @@ for cmd in redis-server mosquitto gnuplot curl; do
 done
 
 systems=${BENCH_SYSTEMS:-imgw imgw_writev sendloop redis mosquitto}
+only_workloads=${BENCH_WORKLOADS:-}
 out_dir=${BENCH_OUT:-$repo/docs/bench}
 doc=${BENCH_DOC:-$repo/docs/benchmarks.md}
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/imgw-bench-peers.XXXXXX") || exit 1
@@ -406,6 +410,9 @@ echo "system,workload,members,groups,in_flight,rate,payload_bytes,published,deli
 failed=0
 started=$(date +%s)
 while read -r name members groups in_flight rate bytes messages; do
+	if [ -n "$only_workloads" ] && [[ " $only_workloads " != *" $name "* ]]; then
+		continue
+	fi
 	for system in $systems; do
 		run_one "$name" "$members" "$groups" "$in_flight" "$rate" "$bytes" \
 			"$messages" "$system" || failed=1

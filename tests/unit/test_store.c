@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "log.h"
 #include "../../bizsvr/store.h"
@@ -68,9 +69,9 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int append_text(struct store *st, uint64_t session, const char *sender,
-		       const char *cmid, const char *text, uint64_t time_ms,
-		       struct store_append_result *res)
+static struct store_message text_message(uint64_t session,
+					 const char *sender, const char *cmid,
+					 const char *text, uint64_t time_ms)
 {
 	struct store_message msg = {
 		.session_id = session,
@@ -81,6 +82,16 @@ static int append_text(struct store *st, uint64_t session, const char *sender,
 		.payload = (uint8_t *)text,
 		.payload_len = strlen(text),
 	};
+
+	return msg;
+}
+
+static int append_text(struct store *st, uint64_t session, const char *sender,
+		       const char *cmid, const char *text, uint64_t time_ms,
+		       struct store_append_result *res)
+{
+	struct store_message msg = text_message(session, sender, cmid, text,
+						time_ms);
 
 	return store_message_append(st, &msg, res);
 }
@@ -372,6 +383,163 @@ static void test_empty_payload_roundtrip(void **state)
 	store_messages_free(msgs, n);
 }
 
+/* Adds a text message with time 7 inside the open batch. */
+static int add_text(struct store *st, uint64_t session, const char *sender,
+		    const char *cmid, const char *text,
+		    struct store_append_result *res)
+{
+	struct store_message msg = text_message(session, sender, cmid, text, 7);
+
+	return store_message_add(st, &msg, res);
+}
+
+static void test_batch_commit_keeps_all(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_append_result res;
+	struct store_message *msgs;
+	struct store_session s;
+	uint64_t s1, s2;
+	size_t n;
+
+	assert_int_equal(store_session_create(fx->st, STORE_KIND_GROUP, "one",
+					      1, &s1), 0);
+	assert_int_equal(store_session_create(fx->st, STORE_KIND_GROUP, "two",
+					      1, &s2), 0);
+	assert_int_equal(store_batch_begin(fx->st), 0);
+	assert_int_equal(add_text(fx->st, s1, "alice", "a1", "x", &res), 0);
+	assert_int_equal(res.seq, 1);
+	assert_int_equal(add_text(fx->st, s2, "alice", "a1", "y", &res), 0);
+	assert_int_equal(res.seq, 1);
+	assert_int_equal(add_text(fx->st, s1, "bob", "", "z", &res), 0);
+	assert_int_equal(res.seq, 2);
+	assert_int_equal(store_batch_commit(fx->st), 0);
+
+	assert_int_equal(store_session_get(fx->st, s1, &s), 0);
+	assert_int_equal(s.last_seq, 2);
+	store_session_clear(&s);
+	assert_int_equal(store_messages_range(fx->st, s1, 1, 10, &msgs, &n), 0);
+	assert_int_equal(n, 2);
+	assert_memory_equal(msgs[0].payload, "x", 1);
+	assert_memory_equal(msgs[1].payload, "z", 1);
+	store_messages_free(msgs, n);
+}
+
+static void test_batch_dedupes_within(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_append_result res;
+	struct store_message *msgs;
+	uint64_t s1;
+	size_t n;
+
+	assert_int_equal(store_session_create(fx->st, STORE_KIND_GROUP, "g",
+					      1, &s1), 0);
+	assert_int_equal(store_batch_begin(fx->st), 0);
+	assert_int_equal(add_text(fx->st, s1, "alice", "m1", "first", &res), 0);
+	assert_int_equal(res.seq, 1);
+	assert_false(res.duplicate);
+	/* The retry finds the uncommitted row of the same batch. */
+	assert_int_equal(add_text(fx->st, s1, "alice", "m1", "again", &res), 0);
+	assert_true(res.duplicate);
+	assert_int_equal(res.seq, 1);
+	assert_int_equal(res.time_ms, 7);
+	assert_int_equal(store_batch_commit(fx->st), 0);
+
+	assert_int_equal(store_messages_range(fx->st, s1, 1, 10, &msgs, &n), 0);
+	assert_int_equal(n, 1);
+	assert_memory_equal(msgs[0].payload, "first", 5);
+	store_messages_free(msgs, n);
+}
+
+static void test_batch_rollback_drops_all(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_append_result res;
+	struct store_message *msgs;
+	struct store_session s;
+	uint64_t s1;
+	size_t n;
+
+	assert_int_equal(store_session_create(fx->st, STORE_KIND_GROUP, "g",
+					      1, &s1), 0);
+	assert_int_equal(append_text(fx->st, s1, "alice", "m1", "kept", 1,
+				     &res), 0);
+	assert_int_equal(store_batch_begin(fx->st), 0);
+	assert_int_equal(add_text(fx->st, s1, "alice", "m2", "gone", &res), 0);
+	assert_int_equal(res.seq, 2);
+	assert_int_equal(add_text(fx->st, s1, "bob", "m3", "gone", &res), 0);
+	assert_int_equal(res.seq, 3);
+	store_batch_rollback(fx->st);
+
+	assert_int_equal(store_session_get(fx->st, s1, &s), 0);
+	assert_int_equal(s.last_seq, 1);
+	store_session_clear(&s);
+	assert_int_equal(store_messages_range(fx->st, s1, 1, 10, &msgs, &n), 0);
+	assert_int_equal(n, 1);
+	store_messages_free(msgs, n);
+	/* The rolled-back seqs and client_msg_ids are free again. */
+	assert_int_equal(append_text(fx->st, s1, "alice", "m2", "new", 2, &res),
+			 0);
+	assert_false(res.duplicate);
+	assert_int_equal(res.seq, 2);
+}
+
+static void test_batch_add_unknown_session(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_append_result res;
+
+	assert_int_equal(store_batch_begin(fx->st), 0);
+	assert_int_equal(add_text(fx->st, 999, "alice", "m1", "x", &res),
+			 -ENOENT);
+	store_batch_rollback(fx->st);
+}
+
+/* Sets sessions.last_seq of session id, as a database written by a version
+ * that bumped the column with every message may have it. */
+static void set_last_seq_column(const char *path, uint64_t id, uint64_t seq)
+{
+	char sql[128];
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+		 "UPDATE sessions SET last_seq = %llu WHERE id = %llu",
+		 (unsigned long long)seq, (unsigned long long)id);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static void test_last_seq_column_respected(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_append_result res;
+	struct store_session s;
+	uint64_t s1;
+
+	assert_int_equal(store_session_create(fx->st, STORE_KIND_GROUP, "old",
+					      1, &s1), 0);
+	assert_int_equal(append_text(fx->st, s1, "alice", "m1", "one", 1, &res),
+			 0);
+	assert_int_equal(res.seq, 1);
+	store_close(fx->st);
+	set_last_seq_column(fx->path, s1, 10);
+	fx->st = store_open(fx->path);
+	assert_non_null(fx->st);
+
+	assert_int_equal(store_session_get(fx->st, s1, &s), 0);
+	assert_int_equal(s.last_seq, 10);
+	store_session_clear(&s);
+	assert_int_equal(append_text(fx->st, s1, "alice", "m2", "two", 2, &res),
+			 0);
+	assert_int_equal(res.seq, 11);
+	assert_int_equal(store_session_get(fx->st, s1, &s), 0);
+	assert_int_equal(s.last_seq, 11);
+	store_session_clear(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +558,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_empty_payload_roundtrip,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_commit_keeps_all,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_dedupes_within,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_rollback_drops_all,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_add_unknown_session,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_seq_column_respected,
 						setup, teardown),
 	};
 
