@@ -118,6 +118,9 @@ static void admin_metrics(struct gateway *gw, struct evhttp_request *req)
 		metrics_append(out, admin_counters[i].name, "counter",
 			       admin_counters[i].help, value);
 	}
+	histogram_append(out, "imgw_flush_duration_seconds",
+			 "Time from the first frame queued for a flush to the end of that flush, which hands the output of all connections to the kernel: the gateway's share of a broadcast's last-member latency.",
+			 &gw->flush_duration);
 	kmirror_metrics(gw, out);
 	guard_metrics(gw, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req),

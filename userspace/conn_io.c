@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -34,6 +35,14 @@
 /* Accept errors such as EMFILE pause the listener this long. */
 #define ACCEPT_PAUSE_MS 100
 #define LISTEN_BACKLOG 4096
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
 
 static void conn_free(struct conn *c)
 {
@@ -361,6 +370,7 @@ static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gateway *gw = arg;
 	struct conn *first = TAILQ_FIRST(&gw->flush_list);
+	uint64_t done_ns;
 
 	/* A single connection, as in one-to-one chat, gains nothing from a
 	 * batch, so it takes the plain writev(). */
@@ -368,6 +378,9 @@ static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
 		conn_flush_ring(gw);
 	else
 		conn_flush_each(gw);
+	done_ns = monotonic_ns();
+	histogram_observe(&gw->flush_duration,
+			  (done_ns - gw->flush_queued_ns) / 1000);
 }
 
 static void conn_schedule_flush(struct conn *c)
@@ -377,8 +390,10 @@ static void conn_schedule_flush(struct conn *c)
 	if (c->flush_pending || c->write_armed)
 		return;
 	/* A zero timeout fires after the next epoll_wait()'s callbacks. */
-	if (TAILQ_EMPTY(&gw->flush_list))
+	if (TAILQ_EMPTY(&gw->flush_list)) {
 		evtimer_add(gw->flush_event, &(struct timeval){ 0 });
+		gw->flush_queued_ns = monotonic_ns();
+	}
 	c->flush_pending = 1;
 	TAILQ_INSERT_TAIL(&gw->flush_list, c, flush_link);
 }

@@ -12,6 +12,7 @@
 #include <sys/time.h>
 
 #include "config.h"
+#include "histogram.h"
 #include "conn.h"
 #include "sess_cache.h"
 
@@ -71,6 +72,10 @@ struct gateway {
 	struct event *flush_event;
 	/* Sends the flush list with one io_uring_enter(); NULL: writev(). */
 	struct sendring *sendring;
+	/* CLOCK_MONOTONIC ns when the first frame of the pending flush was
+	 * queued, and the time from then to the end of each flush. */
+	uint64_t flush_queued_ns;
+	struct histogram flush_duration;
 	struct evhttp *http;
 	struct upstream *upstream;
 	/* Super-session caches: session id -> local connections. */

@@ -6,7 +6,8 @@
  * they read only afterwards, so frames pile up per connection (more
  * chains than one io_uring entry carries), first as a normal session and
  * then as a super session. Every member must get every message once and
- * in order, and the metrics must show which path wrote.
+ * in order, and the metrics must show which path wrote and how long the
+ * flushes took.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,10 @@ static void test_flush_modes_deliver(void **state)
 	H_CHECK(ring1 == 0, "gw1 with --flush-writev used io_uring %.0f times",
 		ring1);
 	H_CHECK(writes0 > 0 && writes1 > 0, "a gateway wrote nothing");
+	for (int g = 0; g < 2; g++)
+		H_CHECK(harness_metric(&h->gw[g],
+				       "imgw_flush_duration_seconds_count") > 0,
+			"gw%d observed no flush duration", g);
 
 	for (int i = 0; i < MEMBERS; i++)
 		tc_free(clients[i]);
