@@ -12,9 +12,13 @@
 # Usage: scripts/bench-peers.sh [--quick] [BUILD_DIR]   (default: build)
 #        scripts/bench-peers.sh --report CSV   (rewrites the plots and doc)
 # --quick runs a tenth of the messages and 2,000-member big rooms.
-# Environment: BENCH_SYSTEMS (default "imgw sendloop redis mosquitto") and
-# BENCH_WORKLOADS (space-separated workload names, default all) pick what
-# runs; BENCH_OUT and BENCH_DOC move the CSV, plots and doc elsewhere.
+# Environment: BENCH_SYSTEMS (default "imgw imgw_writev sendloop redis
+# mosquitto") and BENCH_WORKLOADS (space-separated workload names, default
+# all) pick what runs; BENCH_REPEAT (default 1) runs the whole matrix that
+# many times, one pass after another, and the report shows the median of
+# each column with the range of the CPU figure; BENCH_OUT and BENCH_DOC
+# move the CSV, plots and doc elsewhere. Every single run is kept in
+# peers-runs.csv next to peers.csv.
 set -u
 
 quick=0 report_only=""
@@ -41,10 +45,16 @@ done
 
 systems=${BENCH_SYSTEMS:-imgw imgw_writev sendloop redis mosquitto}
 only_workloads=${BENCH_WORKLOADS:-}
+repeat=${BENCH_REPEAT:-1}
+if ! [[ $repeat =~ ^[1-9][0-9]*$ ]]; then
+	echo "bench-peers: BENCH_REPEAT must be a positive integer, not '$repeat'" >&2
+	exit 2
+fi
 out_dir=${BENCH_OUT:-$repo/docs/bench}
 doc=${BENCH_DOC:-$repo/docs/benchmarks.md}
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/imgw-bench-peers.XXXXXX") || exit 1
 csv=$out_dir/peers.csv
+runs_csv=$out_dir/peers-runs.csv
 server_main=""
 
 # Each workload: name members groups in_flight rate payload_bytes messages.
@@ -189,7 +199,7 @@ run_one() {
 	echo "bench-peers: $name on $system" >&2
 	if ! "start_$system" "$dir"; then
 		stop_daemons
-		echo "$system,$name,$members,$groups,$in_flight,$rate,$bytes,,,,,,,,,,,,,,,,,,,server failed to start" >>"$csv"
+		echo "$system,$name,$members,$groups,$in_flight,$rate,$bytes,,,,,,,,,,,,,,,,,,,server failed to start" >>"$runs_csv"
 		return 1
 	fi
 	raw=$dir/raw.csv
@@ -224,16 +234,77 @@ run_one() {
 	cat "$dir/summary.txt"
 	stop_daemons
 	if [ ! -s "$raw" ]; then
-		echo "$system,$name,$members,$groups,$in_flight,$rate,$bytes,,,,,,,,,,,,,,,,,,,run failed" >>"$csv"
+		echo "$system,$name,$members,$groups,$in_flight,$rate,$bytes,,,,,,,,,,,,,,,,,,,run failed" >>"$runs_csv"
 		tail -n 3 "$dir/bench.log" >&2
 		return 1
 	fi
 	if [[ $system == imgw* ]]; then
-		imgw_row "$raw" "$name" "$groups" "$([ $status = 0 ] && echo ok || echo FAILED)" "$system" >>"$csv"
+		imgw_row "$raw" "$name" "$groups" "$([ $status = 0 ] && echo ok || echo FAILED)" "$system" >>"$runs_csv"
 	else
-		peer_row "$raw" "$([ $status = 0 ] && echo ok || echo FAILED)" >>"$csv"
+		peer_row "$raw" "$([ $status = 0 ] && echo ok || echo FAILED)" >>"$runs_csv"
 	fi
 	return "$status"
+}
+
+# Prints runs CSV $1 with one row per system and workload: the median of
+# every figure over the runs, the status "ok" or "FAILED k/n", and the
+# columns runs, cpu_min and cpu_max appended.
+median_rows() {
+	awk -F, -v OFS=, '
+	function median(key, col, runs,   vals, cnt, j, k, t) {
+		cnt = 0
+		for (j = 1; j <= runs; j++)
+			if (v[key, col, j] != "")
+				vals[++cnt] = v[key, col, j] + 0
+		if (!cnt)
+			return ""
+		for (j = 2; j <= cnt; j++)
+			for (k = j; k > 1 && vals[k - 1] > vals[k]; k--) {
+				t = vals[k]; vals[k] = vals[k - 1]; vals[k - 1] = t
+			}
+		return cnt % 2 ? vals[(cnt + 1) / 2] : (vals[cnt / 2] + vals[cnt / 2 + 1]) / 2
+	}
+	function bound(key, col, runs, want_max,   j, x, have) {
+		have = 0
+		for (j = 1; j <= runs; j++) {
+			if (v[key, col, j] == "")
+				continue
+			if (!have || (want_max ? v[key, col, j] + 0 > x : v[key, col, j] + 0 < x))
+				x = v[key, col, j] + 0
+			have = 1
+		}
+		return have ? x : ""
+	}
+	NR == 1 {
+		ncol = NF
+		for (i = 1; i <= NF; i++)
+			c[$i] = i
+		print $0, "runs", "cpu_min", "cpu_max"
+		next
+	}
+	{
+		key = $1 SUBSEP $2
+		if (!(key in n)) {
+			order[++nkeys] = key
+			name[key] = $1 OFS $2
+		}
+		r = ++n[key]
+		for (i = 3; i < ncol; i++)
+			v[key, i, r] = $i
+		if ($ncol != "ok")
+			bad[key]++
+	}
+	END {
+		cpu = c["cpu_us_per_delivery"]
+		for (o = 1; o <= nkeys; o++) {
+			key = order[o]
+			line = name[key]
+			for (i = 3; i < ncol; i++)
+				line = line OFS median(key, i, n[key])
+			line = line OFS (bad[key] ? "FAILED " bad[key] "/" n[key] : "ok")
+			print line, n[key], bound(key, cpu, n[key], 0), bound(key, cpu, n[key], 1)
+		}
+	}' "$1"
 }
 
 # Prints the markdown table of workload $2 from peers.csv $1.
@@ -256,6 +327,8 @@ workload_table() {
 		if (f("system") ~ /^imgw/)
 			cpu = sprintf("%.2f (gateway %.2f + bizsvr %.2f)", f("cpu_us_per_delivery"),
 				      f("server_us_per_delivery"), f("bizsvr_us_per_delivery"))
+		if (f("runs") > 1)
+			cpu = sprintf("%s, range %.2f-%.2f", cpu, f("cpu_min"), f("cpu_max"))
 		lost = sprintf("%d / %d", f("expected") - f("deliveries"), f("duplicates"))
 		if (f("status") != "ok")
 			lost = lost " " f("status")
@@ -344,13 +417,15 @@ PLOT
 
 # Writes the plots and replaces the generated part of $doc from CSV $1.
 write_report() {
-	local csv_in=$1 elapsed=$2 section=$run_dir/section.md w
+	local csv_in=$1 elapsed=$2 section=$run_dir/section.md w runs
 	local begin='<!-- bench-peers: generated by scripts/bench-peers.sh, do not edit -->'
 	local end='<!-- bench-peers: end -->'
 	local sys_list
 
 	sys_list=$(awk -F, 'NR > 1 && !seen[$1]++ { printf "%s ", $1 }' "$csv_in")
 
+	runs=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "runs") col = i; next }
+		col && $col > max { max = $col } END { print max + 0 }' "$csv_in")
 	mkdir -p "$out_dir"
 	[ "$csv_in" -ef "$out_dir/peers.csv" ] || cp "$csv_in" "$out_dir/peers.csv"
 	plot_data "$csv_in" cpu_us_per_delivery "$run_dir/cpu.dat" "$sys_list"
@@ -366,8 +441,15 @@ write_report() {
 		echo
 		echo "imgw_writev is imgw started with \`--flush-writev\`: the baseline for the"
 		echo "io_uring flush, in the same run."
+		if [ "$runs" -gt 1 ]; then
+			echo
+			echo "Each row is the median of $runs runs, taken per column; the CPU"
+			echo "column adds the range over the runs. The runs of all systems"
+			echo "alternate (\`BENCH_REPEAT=$runs\`), and every single run is in"
+			echo "\`docs/bench/peers-runs.csv\`."
+		fi
 		echo
-		echo "Command: \`scripts/bench-peers.sh$([ "$quick" = 1 ] && echo ' --quick') build\`" \
+		echo "Command: \`$([ "$runs" -gt 1 ] && echo "BENCH_REPEAT=$runs ")scripts/bench-peers.sh$([ "$quick" = 1 ] && echo ' --quick') build\`" \
 			"(this run: ${elapsed:-?} s, gateway commit" \
 			"$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown))." \
 			"Machine: $(nproc) vCPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)," \
@@ -406,19 +488,23 @@ fi
 
 mkdir -p "$out_dir"
 ulimit -n "$(ulimit -Hn)"
-echo "system,workload,members,groups,in_flight,rate,payload_bytes,published,deliveries,expected,missing,duplicates,deliveries_per_s,cpu_us_per_delivery,server_us_per_delivery,bizsvr_us_per_delivery,peak_rss_kb,lat_p50_ms,lat_p99_ms,lat_p999_ms,lat_max_ms,last_p50_ms,last_p99_ms,last_p999_ms,last_max_ms,status" >"$csv"
+echo "system,workload,members,groups,in_flight,rate,payload_bytes,published,deliveries,expected,missing,duplicates,deliveries_per_s,cpu_us_per_delivery,server_us_per_delivery,bizsvr_us_per_delivery,peak_rss_kb,lat_p50_ms,lat_p99_ms,lat_p999_ms,lat_max_ms,last_p50_ms,last_p99_ms,last_p999_ms,last_max_ms,status" >"$runs_csv"
 failed=0
 started=$(date +%s)
-while read -r name members groups in_flight rate bytes messages; do
-	if [ -n "$only_workloads" ] && [[ " $only_workloads " != *" $name "* ]]; then
-		continue
-	fi
-	for system in $systems; do
-		run_one "$name" "$members" "$groups" "$in_flight" "$rate" "$bytes" \
-			"$messages" "$system" || failed=1
-	done
-done <<<"$workloads"
+for pass in $(seq "$repeat"); do
+	[ "$repeat" -gt 1 ] && echo "bench-peers: pass $pass of $repeat" >&2
+	while read -r name members groups in_flight rate bytes messages; do
+		if [ -n "$only_workloads" ] && [[ " $only_workloads " != *" $name "* ]]; then
+			continue
+		fi
+		for system in $systems; do
+			run_one "$name" "$members" "$groups" "$in_flight" "$rate" "$bytes" \
+				"$messages" "$system" || failed=1
+		done
+	done <<<"$workloads"
+done
 elapsed=$(($(date +%s) - started))
+median_rows "$runs_csv" >"$csv"
 
 write_report "$csv" "$elapsed" || failed=1
 if [ "$failed" -ne 0 ]; then
