@@ -324,15 +324,18 @@ static void conn_ring_submit(struct gateway *gw)
 static void conn_flush_ring(struct gateway *gw)
 {
 	unsigned int queued = 0;
+	size_t bytes = 0;
 	struct conn *c;
 
 	while (gw->sendring) {
 		c = TAILQ_FIRST(&gw->flush_list);
-		if (!c || queued == SENDRING_ENTRIES) {
+		if (!c || queued == SENDRING_ENTRIES ||
+		    bytes >= SENDRING_MAX_BYTES) {
 			if (!queued)
 				return;
 			conn_ring_submit(gw);
 			queued = 0;
+			bytes = 0;
 			continue;
 		}
 		TAILQ_REMOVE(&gw->flush_list, c, flush_link);
@@ -354,6 +357,7 @@ static void conn_flush_ring(struct gateway *gw)
 			continue;
 		}
 		queued++;
+		bytes += evbuffer_get_length(bufferevent_get_output(c->bev));
 	}
 	/* The ring failed: the rest goes out with writev(). */
 	conn_flush_each(gw);
