@@ -171,8 +171,9 @@ out:
  * Keeps freed memory at the top of the heap for reuse. SQLite frees about
  * 148 KiB at the top of the heap after a statement of each message append.
  * That is over glibc's default 128 KiB trim threshold, so every append shrank
- * the heap with brk() and grew it again, two brk() calls per message. That cost about 8% of the daemon's CPU in the
- * zipf500-rate5000-128B run of scripts/bench-peers.sh. Setting the trim
+ * the heap with brk() and grew it again, two brk() calls per message. That
+ * cost about 8% of the daemon's CPU in the zipf500-rate5000-128B run of
+ * scripts/bench-peers.sh. Setting the trim
  * threshold turns off glibc's dynamic mmap threshold, so that one is set too,
  * or such allocations would go to mmap() each time.
  */
@@ -180,7 +181,9 @@ static void main_tune_malloc(void)
 {
 	if (!mallopt(M_MMAP_THRESHOLD, MAIN_MALLOC_THRESHOLD) ||
 	    !mallopt(M_TRIM_THRESHOLD, MAIN_MALLOC_THRESHOLD))
-		pr_warn("bizsvr: setting the malloc thresholds failed, keeping the defaults");
+		/* Sanitizer allocators, for one, reject mallopt(). */
+		pr_info("malloc thresholds left at their defaults: the allocator rejected %d bytes",
+			MAIN_MALLOC_THRESHOLD);
 }
 
 /*
