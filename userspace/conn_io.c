@@ -522,6 +522,8 @@ static int conn_setup_bev(struct conn *c)
 				 FRAME_HEADER_LEN + gw->cfg.max_frame);
 	bufferevent_setcb(c->bev, client_read_cb, conn_write_cb,
 			  conn_event_cb, c);
+	/* A new bufferevent has its write event on; the flush owns writing. */
+	bufferevent_disable(c->bev, EV_WRITE);
 	if (bufferevent_enable(c->bev, EV_READ) < 0)
 		return -EIO;
 	return 0;
