@@ -250,31 +250,22 @@ static int conn_wrote(struct conn *c, ssize_t res)
 static void conn_flush(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	struct evbuffer_iovec vec[SENDRING_IOV];
 	struct iovec iov[SENDRING_IOV];
 	ssize_t res;
 	int n;
 
 	do {
-		n = evbuffer_peek(out, (ev_ssize_t)c->gw->cfg.out_cap, NULL,
-				  vec, SENDRING_IOV);
-		if (n <= 0)
+		if (!sendring_peek(out, c->gw->cfg.out_cap, iov, &n))
 			return;
-		if (n > SENDRING_IOV)
-			n = SENDRING_IOV;
-		for (int i = 0; i < n; i++) {
-			iov[i].iov_base = vec[i].iov_base;
-			iov[i].iov_len = vec[i].iov_len;
-		}
 		res = writev(c->fd, iov, n);
 		if (res < 0)
 			res = -errno;
 	} while (conn_wrote(c, res));
 }
 
-/* Whether c's queued output should go out in this flush. A closing
+/* Returns whether c's queued output goes out in this flush. A closing
  * connection's write event sends its last bytes. */
-static int conn_flush_wanted(const struct conn *c)
+static int conn_flush_due(const struct conn *c)
 {
 	return c->state != CONN_CLOSING && !c->write_armed;
 }
@@ -286,7 +277,7 @@ static void conn_flush_each(struct gateway *gw)
 	while ((c = TAILQ_FIRST(&gw->flush_list))) {
 		TAILQ_REMOVE(&gw->flush_list, c, flush_link);
 		c->flush_pending = 0;
-		if (conn_flush_wanted(c))
+		if (conn_flush_due(c))
 			conn_flush(c);
 	}
 }
@@ -319,45 +310,42 @@ static void conn_ring_submit(struct gateway *gw)
 	gw->sendring = NULL;
 }
 
+/* Adds c's output to the ring and submits once the ring is full. */
+static void conn_ring_add(struct gateway *gw, struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (!evbuffer_get_length(out))
+		return;
+	/* sendring_full() is checked after every add, so this fails only
+	 * if the kernel's submission queue is shorter than asked for. */
+	if (sendring_add(gw->sendring, c, c->fd, out, gw->cfg.out_cap) < 0) {
+		conn_flush(c);
+		return;
+	}
+	if (sendring_full(gw->sendring))
+		conn_ring_submit(gw);
+}
+
 /* Sends the output of every connection on the flush list with as few
- * io_uring_enter() calls as the ring's size allows. */
+ * io_uring_enter() calls as SENDRING_ENTRIES and SENDRING_MAX_BYTES allow. */
 static void conn_flush_ring(struct gateway *gw)
 {
-	unsigned int queued = 0;
-	size_t bytes = 0;
 	struct conn *c;
 
 	while (gw->sendring) {
 		c = TAILQ_FIRST(&gw->flush_list);
-		if (!c || queued == SENDRING_ENTRIES ||
-		    bytes >= SENDRING_MAX_BYTES) {
-			if (!queued)
+		if (!c) {
+			/* A submit may put connections back on the list. */
+			if (!sendring_pending(gw->sendring))
 				return;
 			conn_ring_submit(gw);
-			queued = 0;
-			bytes = 0;
 			continue;
 		}
 		TAILQ_REMOVE(&gw->flush_list, c, flush_link);
 		c->flush_pending = 0;
-		if (!conn_flush_wanted(c) ||
-		    !evbuffer_get_length(bufferevent_get_output(c->bev)))
-			continue;
-		if (sendring_add(gw->sendring, c, c->fd,
-				 bufferevent_get_output(c->bev),
-				 gw->cfg.out_cap) < 0) {
-			if (!queued) {
-				conn_flush(c);
-				continue;
-			}
-			/* No free entry: submit, then add c again. */
-			c->flush_pending = 1;
-			TAILQ_INSERT_HEAD(&gw->flush_list, c, flush_link);
-			queued = SENDRING_ENTRIES;
-			continue;
-		}
-		queued++;
-		bytes += evbuffer_get_length(bufferevent_get_output(c->bev));
+		if (conn_flush_due(c))
+			conn_ring_add(gw, c);
 	}
 	/* The ring failed: the rest goes out with writev(). */
 	conn_flush_each(gw);

@@ -31,6 +31,7 @@ struct sendring {
 	struct io_uring ring;
 	struct sendring_slot *slots;
 	unsigned int used;
+	size_t bytes;           /* sent by the entries added since the submit */
 };
 
 struct sendring *sendring_new(void)
@@ -74,11 +75,35 @@ void sendring_free(struct sendring *sr)
 	free(sr);
 }
 
+size_t sendring_peek(struct evbuffer *out, size_t max_bytes,
+		     struct iovec iov[SENDRING_IOV], int *count)
+{
+	struct evbuffer_iovec vec[SENDRING_IOV];
+	size_t total = 0;
+	int n;
+
+	n = evbuffer_peek(out, (ev_ssize_t)max_bytes, NULL, vec, SENDRING_IOV);
+	if (n > SENDRING_IOV)
+		n = SENDRING_IOV;
+	*count = 0;
+	for (int i = 0; i < n && total < max_bytes; i++) {
+		size_t len = vec[i].iov_len;
+
+		/* evbuffer_peek() returns whole chains: cut the last one. */
+		if (len > max_bytes - total)
+			len = max_bytes - total;
+		iov[i].iov_base = vec[i].iov_base;
+		iov[i].iov_len = len;
+		total += len;
+		*count = i + 1;
+	}
+	return total;
+}
+
 int sendring_add(struct sendring *sr, struct conn *c, int fd,
 		 struct evbuffer *out, size_t max_bytes)
 {
 	struct sendring_slot *slot;
-	struct evbuffer_iovec vec[SENDRING_IOV];
 	struct io_uring_sqe *sqe;
 	int n;
 
@@ -88,22 +113,7 @@ int sendring_add(struct sendring *sr, struct conn *c, int fd,
 	if (!sqe)
 		return -ENOSPC;
 	slot = &sr->slots[sr->used];
-	n = evbuffer_peek(out, (ev_ssize_t)max_bytes, NULL, vec, SENDRING_IOV);
-	if (n > SENDRING_IOV)
-		n = SENDRING_IOV;
-	for (int i = 0; i < n; i++) {
-		slot->iov[i].iov_base = vec[i].iov_base;
-		slot->iov[i].iov_len = vec[i].iov_len;
-	}
-	/* evbuffer_peek() returns whole chains; cut the last one to size. */
-	size_t total = 0;
-	for (int i = 0; i < n; i++) {
-		if (total + slot->iov[i].iov_len > max_bytes) {
-			slot->iov[i].iov_len = max_bytes - total;
-			n = i + 1;
-		}
-		total += slot->iov[i].iov_len;
-	}
+	sr->bytes += sendring_peek(out, max_bytes, slot->iov, &n);
 	memset(&slot->msg, 0, sizeof(slot->msg));
 	slot->msg.msg_iov = slot->iov;
 	slot->msg.msg_iovlen = (size_t)n;
@@ -112,6 +122,16 @@ int sendring_add(struct sendring *sr, struct conn *c, int fd,
 	io_uring_sqe_set_data64(sqe, sr->used);
 	sr->used++;
 	return 0;
+}
+
+int sendring_full(const struct sendring *sr)
+{
+	return sr->used == SENDRING_ENTRIES || sr->bytes >= SENDRING_MAX_BYTES;
+}
+
+int sendring_pending(const struct sendring *sr)
+{
+	return sr->used > 0;
 }
 
 /*
@@ -178,10 +198,10 @@ int sendring_submit(struct sendring *sr,
 	}
 	/*
 	 * NOTE: after a failed io_uring_enter() the entries without a
-	 * completion are taken as not sent. One that the kernel did submit
-	 * and completes later would send its bytes again on the writev()
-	 * fallback; liburing does not say how many entries a failed call
-	 * submitted.
+	 * completion are taken as not sent. An entry that the kernel did
+	 * submit and that completes later would send its bytes again on the
+	 * writev() fallback, because liburing does not return how many
+	 * entries a failed call submitted.
 	 */
 	for (unsigned int i = 0; err && i < want; i++) {
 		if (!sr->slots[i].conn)
@@ -190,5 +210,6 @@ int sendring_submit(struct sendring *sr,
 		sr->slots[i].conn = NULL;
 	}
 	sr->used = 0;
+	sr->bytes = 0;
 	return err;
 }

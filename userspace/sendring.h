@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 struct conn;
 struct evbuffer;
@@ -42,12 +43,26 @@ struct sendring *sendring_new(void);
 void sendring_free(struct sendring *sr);
 
 /*
+ * Fills iov with the head of out, up to max_bytes and SENDRING_IOV chains,
+ * and sets *count to the entries used. Returns the bytes they cover.
+ */
+size_t sendring_peek(struct evbuffer *out, size_t max_bytes,
+		     struct iovec iov[SENDRING_IOV], int *count);
+
+/*
  * Adds a send of up to max_bytes from the head of out to fd; c is handed
- * back to done(). Returns 0, or -ENOSPC when the ring is full and the
+ * back to done(). Returns 0, or -ENOSPC when all entries are in use and the
  * caller must call sendring_submit() first.
  */
 int sendring_add(struct sendring *sr, struct conn *c, int fd,
 		 struct evbuffer *out, size_t max_bytes);
+
+/* Returns whether the added sends reach SENDRING_ENTRIES or
+ * SENDRING_MAX_BYTES, so the caller should submit before adding more. */
+int sendring_full(const struct sendring *sr);
+
+/* Returns whether sends were added since the last submit. */
+int sendring_pending(const struct sendring *sr);
 
 /*
  * Submits every added send, waits for their results and calls done(c, res)

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of userspace/sendring.c with real sockets and a real io_uring:
- * output spread over many evbuffer chains arrives whole and in order, the
- * byte limit cuts a send, a full socket reports -EAGAIN without blocking,
- * a closed peer reports -EPIPE without SIGPIPE, and a full ring rejects
- * further sends with -ENOSPC. Each test skips when the kernel refuses
- * io_uring.
+ * Unit tests of userspace/sendring.c with real sockets and a real io_uring.
+ * Output spread over many evbuffer chains arrives whole and in order, and
+ * the byte limit cuts a send. A full socket reports -EAGAIN without
+ * blocking, and a closed peer reports -EPIPE without SIGPIPE. A ring with
+ * every entry or 4 MiB in use reports itself full. Each test skips when the
+ * kernel rejects io_uring.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -233,6 +233,40 @@ static void test_full_ring_rejects(void **state)
 	sendring_free(sr);
 }
 
+static void test_byte_bound_marks_full(void **state)
+{
+	static char big[1 << 20];
+	struct sendring *sr = ring_or_skip();
+	struct evbuffer *buf = evbuffer_new();
+	struct fake_conn conns[4] = { 0 };
+	int sv[2];
+
+	(void)state;
+	nonblocking_pair(sv);
+	assert_int_equal(evbuffer_add_reference(buf, big, sizeof(big), NULL,
+						NULL),
+			 0);
+	assert_false(sendring_pending(sr));
+	/* Four entries of 1 MiB reach SENDRING_MAX_BYTES (4 MiB). */
+	for (int i = 0; i < 4; i++) {
+		assert_false(sendring_full(sr));
+		assert_int_equal(sendring_add(sr, (struct conn *)&conns[i],
+					      sv[0], buf, sizeof(big)),
+				 0);
+		assert_true(sendring_pending(sr));
+	}
+	assert_true(sendring_full(sr));
+	assert_int_equal(sendring_submit(sr, record_done), 0);
+	assert_false(sendring_full(sr));
+	assert_false(sendring_pending(sr));
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(conns[i].calls, 1);
+	evbuffer_free(buf);
+	close(sv[0]);
+	close(sv[1]);
+	sendring_free(sr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_full_socket_eagain),
 		cmocka_unit_test(test_closed_peer_epipe),
 		cmocka_unit_test(test_full_ring_rejects),
+		cmocka_unit_test(test_byte_bound_marks_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
