@@ -4,23 +4,18 @@
 #include <time.h>
 
 #include "bizsvr.h"
+#include "clock.h"
 #include "pbcheck.h"
 #include "token.h"
 
 uint64_t bizsvr_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_ns(CLOCK_REALTIME) / 1000000;
 }
 
 int64_t bizsvr_mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(clock_ns(CLOCK_MONOTONIC) / 1000000);
 }
 
 int bizsvr_valid_text(const char *text, size_t max_len)

@@ -14,16 +14,13 @@
 #include <unistd.h>
 
 #include "benchstat.h"
+#include "clock.h"
 
-#define NSEC_PER_SEC 1000000000ULL
 #define NSEC_PER_MSEC 1000000ULL
 
 uint64_t benchstat_now_ns(int clock)
 {
-	struct timespec ts;
-
-	clock_gettime((clockid_t)clock, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+	return clock_ns((clockid_t)clock);
 }
 
 static unsigned int hist_index(uint64_t v)

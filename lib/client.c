@@ -14,14 +14,12 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "clock.h"
 #include "wire.h"
 
 uint64_t client_now_ms(int monotonic)
 {
-	struct timespec ts;
-
-	clock_gettime(monotonic ? CLOCK_MONOTONIC : CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_ns(monotonic ? CLOCK_MONOTONIC : CLOCK_REALTIME) / 1000000;
 }
 
 static int wait_fd(int fd, short events, int timeout_ms)

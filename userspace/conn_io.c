@@ -23,6 +23,7 @@
 #include <event2/util.h>
 
 #include "client.h"
+#include "clock.h"
 #include "conn_io.h"
 #include "httputil.h"
 #include "kmirror.h"
@@ -35,14 +36,6 @@
 /* Accept errors such as EMFILE pause the listener this long. */
 #define ACCEPT_PAUSE_MS 100
 #define LISTEN_BACKLOG 4096
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-}
 
 static void conn_free(struct conn *c)
 {
@@ -370,7 +363,7 @@ static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
 		conn_flush_ring(gw);
 	else
 		conn_flush_each(gw);
-	done_ns = monotonic_ns();
+	done_ns = clock_ns(CLOCK_MONOTONIC);
 	histogram_observe(&gw->flush_duration,
 			  (done_ns - gw->flush_queued_ns) / 1000);
 }
@@ -384,7 +377,7 @@ static void conn_schedule_flush(struct conn *c)
 	/* A zero timeout fires after the next epoll_wait()'s callbacks. */
 	if (TAILQ_EMPTY(&gw->flush_list)) {
 		evtimer_add(gw->flush_event, &(struct timeval){ 0 });
-		gw->flush_queued_ns = monotonic_ns();
+		gw->flush_queued_ns = clock_ns(CLOCK_MONOTONIC);
 	}
 	c->flush_pending = 1;
 	TAILQ_INSERT_TAIL(&gw->flush_list, c, flush_link);

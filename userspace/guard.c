@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 #include <uthash.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "gateway.h"
 #include "guard.h"
@@ -355,12 +356,9 @@ int guard_can_block(const struct guard *g)
 
 static uint64_t guard_now_ns(void)
 {
-	struct timespec ts;
-
 	/* The XDP program compares expiries with bpf_ktime_get_ns(), which
 	 * is CLOCK_MONOTONIC. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+	return clock_ns(CLOCK_MONOTONIC);
 }
 
 int guard_start(struct gateway *gw)
