@@ -6,7 +6,7 @@
  * order. The commit happens at the end of the event loop pass that opened
  * the batch, when the batch is full, or when batch_commit() is called.
  * Every event handler that is not a message post calls batch_commit() first,
- * so it sees the state it would see had each message committed on its own.
+ * so it reads the same state as if each message had committed on its own.
  */
 #ifndef BIZSVR_BATCH_H
 #define BIZSVR_BATCH_H

@@ -12,13 +12,14 @@
 # Usage: scripts/bench-peers.sh [--quick] [BUILD_DIR]   (default: build)
 #        scripts/bench-peers.sh --report CSV   (rewrites the plots and doc)
 # --quick runs a tenth of the messages and 2,000-member big rooms.
-# Environment: BENCH_SYSTEMS (default "imgw imgw_writev sendloop redis
-# mosquitto") and BENCH_WORKLOADS (space-separated workload names, default
-# all) pick what runs; BENCH_REPEAT (default 1) runs the whole matrix that
-# many times, one pass after another, and the report shows the median of
-# each column with the range of the CPU figure; BENCH_OUT and BENCH_DOC
-# move the CSV, plots and doc elsewhere. Every single run is kept in
-# peers-runs.csv next to peers.csv.
+# Environment:
+#   BENCH_SYSTEMS    systems to run (default "imgw imgw_writev sendloop
+#                    redis mosquitto")
+#   BENCH_WORKLOADS  space-separated workload names (default all)
+#   BENCH_REPEAT     passes over the whole matrix (default 1); the report
+#                    shows the median of each column and the CPU range
+#   BENCH_OUT, BENCH_DOC  where the CSV, plots and doc go
+# Every single run is kept in peers-runs.csv next to peers.csv.
 set -u
 
 quick=0 report_only=""
