@@ -23,6 +23,7 @@
 #include "../../userspace/kmirror.h"
 #include "../../userspace/kpath.h"
 #include "../../userspace/sess_cache.h"
+#include "fanout_test_load.h"
 #include "kpath_test_env.h"
 
 #define N_CONNS 48
@@ -43,28 +44,6 @@ struct fixture {
 	struct tconn conns[N_CONNS];
 	uint64_t next_id;
 };
-
-static int fanout_load(struct imgw_fanout **out)
-{
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = TEST_PIN_DIR);
-	struct imgw_fanout *skel;
-	int err;
-
-	skel = imgw_fanout__open_opts(&opts);
-	if (!skel)
-		return -errno;
-	err = imgw_fanout__load(skel);
-	if (!err)
-		err = bpf_prog_attach(bpf_program__fd(skel->progs.imgw_fanout),
-				      bpf_map__fd(skel->maps.imgw_ctl),
-				      BPF_SK_MSG_VERDICT, 0);
-	if (err) {
-		imgw_fanout__destroy(skel);
-		return err;
-	}
-	*out = skel;
-	return 0;
-}
 
 /* Gives slot t a fresh connection: a new id and a new TCP socket pair. */
 static void tconn_open(struct fixture *f, struct tconn *t)

@@ -25,6 +25,7 @@
 
 #include "imgw_fanout.skel.h"
 #include "../../userspace/kpath.h"
+#include "fanout_test_load.h"
 #include "kpath_test_env.h"
 
 #define SESSION 7
@@ -64,28 +65,6 @@ static void buf_put(struct buf *b, const void *data, size_t len)
 	}
 	memcpy(b->p + b->len, data, len);
 	b->len += len;
-}
-
-static int fanout_load(struct imgw_fanout **out)
-{
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = TEST_PIN_DIR);
-	struct imgw_fanout *skel;
-	int err;
-
-	skel = imgw_fanout__open_opts(&opts);
-	if (!skel)
-		return -errno;
-	err = imgw_fanout__load(skel);
-	if (!err)
-		err = bpf_prog_attach(bpf_program__fd(skel->progs.imgw_fanout),
-				      bpf_map__fd(skel->maps.imgw_ctl),
-				      BPF_SK_MSG_VERDICT, 0);
-	if (err) {
-		imgw_fanout__destroy(skel);
-		return err;
-	}
-	*out = skel;
-	return 0;
 }
 
 static void fanout_unload(struct imgw_fanout *skel)
